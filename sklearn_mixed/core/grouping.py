@@ -1,0 +1,127 @@
+"""Grouping factors and the random-effects model matrix Z.
+
+A random-effects *term* is one grouping factor ``g`` with ``k`` columns per
+level (a random intercept, then random slopes).  For observation ``i`` in level
+``g[i] = j`` the row of ``Z`` holds the term's covariate vector ``z_i`` in the
+``k`` columns of level ``j`` and zeros elsewhere, so ``Z`` is
+``n x (m k)`` with ``k`` non-zeros per row (Bates et al. 2015, section 2.3).
+
+Everything here works on plain arrays: no pandas, no scikit-learn.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "RandomTerm",
+    "encode_factor",
+    "is_nested_in",
+    "nesting_pairs",
+    "term_model_matrix",
+]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One grouping factor and the covariates whose coefficients vary by level.
+
+    Attributes
+    ----------
+    name : str
+        Name of the grouping factor.
+    codes : ndarray of shape (n,), int
+        Level index of each observation, ``0 <= codes < n_levels``.
+    levels : ndarray of shape (m,)
+        Level labels, in the order of the codes.
+    covariates : ndarray of shape (n, k)
+        Column ``0`` is the intercept (ones); the other columns are the slopes.
+    covariate_names : tuple of str
+        Names of the ``k`` covariate columns, ``"(Intercept)"`` first.
+    structure : {"unstructured", "diagonal"}
+        Form of the ``k x k`` covariance of the term's random effects.
+    """
+
+    name: str
+    codes: np.ndarray
+    levels: np.ndarray
+    covariates: np.ndarray
+    covariate_names: tuple
+    structure: str = "unstructured"
+
+    @property
+    def n_levels(self):
+        return len(self.levels)
+
+    @property
+    def n_coef(self):
+        """k, the number of random coefficients per level."""
+        return self.covariates.shape[1]
+
+    @property
+    def n_columns(self):
+        """m k, the number of columns this term contributes to Z."""
+        return self.n_levels * self.n_coef
+
+
+def encode_factor(labels):
+    """Integer codes and sorted unique levels of a 1-D array of labels.
+
+    Levels are sorted (as R's ``factor`` sorts them), so results do not depend
+    on the order of the rows.
+
+    Returns
+    -------
+    codes : ndarray of shape (n,), intp
+    levels : ndarray of shape (m,)
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    if labels.dtype.kind == "O":
+        # Mixed int/str labels cannot be sorted; compare them as strings.
+        try:
+            levels, codes = np.unique(labels, return_inverse=True)
+        except TypeError:
+            levels, codes = np.unique(labels.astype(str), return_inverse=True)
+    else:
+        levels, codes = np.unique(labels, return_inverse=True)
+    return codes.astype(np.intp, copy=False), levels
+
+
+def is_nested_in(inner_codes, outer_codes):
+    """True when every level of ``inner`` occurs within exactly one outer level."""
+    inner_codes = np.asarray(inner_codes)
+    outer_codes = np.asarray(outer_codes)
+    n_inner = int(inner_codes.max()) + 1 if inner_codes.size else 0
+    first_outer = np.full(n_inner, -1, dtype=np.intp)
+    first_outer[inner_codes] = outer_codes
+    return bool(np.all(first_outer[inner_codes] == outer_codes))
+
+
+def nesting_pairs(names, codes_list):
+    """Pairs ``(inner, outer)`` of factor names where inner is nested in outer.
+
+    A factor is only reported as nested in another with strictly fewer levels
+    (two factors with identical partitions are aliases, not nested).
+    """
+    n_levels = [int(c.max()) + 1 for c in codes_list]
+    pairs = []
+    for i, inner in enumerate(codes_list):
+        for j, outer in enumerate(codes_list):
+            if i != j and n_levels[i] > n_levels[j] and is_nested_in(inner, outer):
+                pairs.append((names[i], names[j]))
+    return pairs
+
+
+def term_model_matrix(term):
+    """The sparse ``n x (m k)`` block of Z for one term (CSR).
+
+    Column ``j k + a`` holds covariate ``a`` for the rows in level ``j``.
+    """
+    n, k = term.covariates.shape
+    indptr = np.arange(0, n * k + 1, k)
+    indices = (term.codes[:, None] * k + np.arange(k)[None, :]).ravel()
+    data = np.ascontiguousarray(term.covariates, dtype=float).ravel()
+    return sp.csr_matrix((data, indices, indptr), shape=(n, term.n_columns))
