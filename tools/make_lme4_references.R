@@ -253,7 +253,8 @@ for (m in models) {
                 path, ll, isSingular(fit), f1$seconds))
     readme_lines <- c(readme_lines, sprintf(
       "| `%s.json` | R %s, lme4 %s | `%s` | `lmer(%s, REML = %s)` |",
-      tag, r_version, lme4_version, spec$source, m$formula, reml))
+      tag, r_version, lme4_version, spec$source,
+      gsub("|", "\\|", m$formula, fixed = TRUE), reml))
   }
 }
 

@@ -1,0 +1,483 @@
+"""MixedLinearRegressor: linear mixed models as a scikit-learn regressor."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _results
+from ._groups import (
+    resolve_covariance,
+    resolve_random_slopes,
+    split_group_columns,
+    validate_groups,
+)
+from .core import RandomTerm, encode_factor, fit_lmm, nesting_pairs, rank_deficient_columns
+from .exceptions import PopulationPredictionWarning, SingularFitWarning
+
+__all__ = ["MixedLinearRegressor"]
+
+INTERCEPT = "(Intercept)"
+
+
+class MixedLinearRegressor(RegressorMixin, BaseEstimator):
+    """Linear mixed-effects regression fitted by REML or ML, as lme4's ``lmer``.
+
+    The model is ``y = X beta + Z b + eps`` with random effects
+    ``b ~ N(0, Sigma)`` per level of each grouping factor and residuals
+    ``eps ~ N(0, sigma^2 I)``.  Each grouping factor gets a random intercept
+    and, optionally, random slopes on some features.  Variance parameters are
+    estimated by minimizing the profiled (RE)ML deviance; the fixed effects
+    ``beta`` and the conditional modes ``b`` (BLUPs) solve Henderson's
+    mixed-model equations, in the penalized least squares form of Bates et al.
+    (2015).
+
+    ==========================================  ============================================
+    lme4                                        sklearn-mixed
+    ==========================================  ============================================
+    ``y ~ x + (1 | g)``                         ``MixedLinearRegressor().fit(X, y, groups=g)``
+    ``y ~ 1 + (1 | a) + (1 | b)``               ``groups=df[["a", "b"]]`` (crossed)
+    ``y ~ 1 + (1 | a/b)``                       ``groups=`` columns ``a`` and ``a:b`` (nested)
+    ``y ~ x + (1 + x | g)``                     ``random_slopes=["x"]``
+    ``y ~ x + (1 | g) + (0 + x | g)``           ``random_slopes=["x"], covariance="diagonal"``
+    ==========================================  ============================================
+
+    Parameters
+    ----------
+    random_slopes : list or dict, default=None
+        Features whose coefficients vary by group.  ``None``: random
+        intercepts only.  A list of feature names or column indices: slopes on
+        every grouping factor.  A dict ``{factor: [features]}``: per factor.
+    covariance : {"unstructured", "diagonal"} or dict, default="unstructured"
+        Covariance of one level's random intercept and slopes: correlated
+        (``"unstructured"``, lme4's ``(1 + x | g)``) or independent
+        (``"diagonal"``, lme4's ``(1 | g) + (0 + x | g)``); a dict gives it per
+        factor.
+    method : {"reml", "ml"}, default="reml"
+        Restricted (REML, unbiased variance components) or full maximum
+        likelihood (needed to compare models that differ in fixed effects).
+    fit_intercept : bool, default=True
+        Whether to fit a fixed intercept.  Random intercepts are always fitted
+        for every grouping factor.
+    group_cols : list of str, default=None
+        Read the grouping factors from these columns of the DataFrame ``X``
+        (and remove them from the features) instead of from ``groups``.  This
+        is the way to use groups where scikit-learn cannot route them to
+        ``predict`` (scorers, ``cross_val_predict``).
+    new_groups : {"population", "error"}, default="population"
+        What ``predict`` does with levels not seen in ``fit``: contribute 0 for
+        that factor (the population prediction), or raise a ``ValueError``.
+    max_iter : int, default=500
+        Maximum number of optimizer iterations.
+    tol : float, default=1e-10
+        Relative tolerance on the deviance for convergence.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+        Fixed-effect slopes.
+    intercept_ : float
+        Fixed intercept (0.0 when ``fit_intercept=False``).
+    fixed_effects_ : DataFrame
+        ``estimate``, ``std_error`` and ``t_value`` for ``"(Intercept)"`` and
+        each feature.
+    fixed_effects_cov_ : ndarray of shape (n_fixed, n_fixed)
+        Covariance matrix of the fixed-effect estimates.
+    residual_variance_ : float
+        sigma^2, the within-group (residual) variance.
+    random_effects_cov_ : dict of str -> ndarray of shape (k, k)
+        Covariance of one level's random effects, per factor, intercept first
+        then slopes.
+    random_effects_ : dict of str -> DataFrame
+        Conditional modes (BLUPs), one row per level, indexed by the labels.
+    random_effects_conditional_cov_ : dict of str -> ndarray of shape (m, k, k)
+        Conditional covariance ``Var(b_j | y)`` of each level's random
+        effects (lme4's ``condVar``).
+    variance_components_ : DataFrame
+        Variance, standard deviation and correlations per factor and term,
+        and the residual.
+    theta_ : ndarray
+        lme4's relative covariance parameters, factors in the order given.
+    log_likelihood_ : float
+        REML criterion for ``method="reml"``, log-likelihood otherwise (the
+        value of lme4's ``logLik``).
+    aic_, bic_ : float
+        Information criteria from ``log_likelihood_``.
+    n_iter_ : int
+        Optimizer iterations.
+    converged_ : bool
+        Whether the optimizer converged.
+    singular_ : bool
+        Whether a variance is estimated as 0 (lme4's ``isSingular``).
+    group_names_ : list of str
+        Names of the grouping factors (empty when fitted without groups).
+    n_groups_ : dict of str -> int
+        Number of levels per factor.
+    nested_ : list of (str, str)
+        Pairs ``(inner, outer)`` of factors found nested in the data.
+    random_slope_names_ : dict of str -> list of str
+        Features with random slopes, per factor.
+    n_features_in_ : int
+        Number of features (grouping columns excluded).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.LinearRegression : The model without random effects.
+
+    Notes
+    -----
+    ``predict(X, groups, return_std=True)`` returns the standard deviation of
+    a *new observation*::
+
+        var = sigma^2 + x' Var(beta) x + sum_f z_f' V_f z_f
+
+    where ``x`` holds the fixed-effect covariates (with the intercept),
+    ``z_f`` factor ``f``'s random-effect covariates and ``V_f`` the
+    conditional covariance ``Var(b_j | y)`` of the observation's level ``j`` if
+    it was seen in ``fit``, or the factor's covariance ``Sigma_f`` if not.
+    Covariances between the estimates of ``beta`` and of different factors'
+    modes are neglected, so ``mean +- 1.96 std`` is an approximate 95%
+    prediction interval.
+
+    References
+    ----------
+    D. Bates, M. Maechler, B. Bolker, S. Walker (2015). Fitting linear
+    mixed-effects models using lme4. Journal of Statistical Software 67(1).
+
+    Examples
+    --------
+    >>> from sklearn_mixed import MixedLinearRegressor
+    >>> from sklearn_mixed.datasets import load_sleepstudy
+    >>> df = load_sleepstudy()
+    >>> model = MixedLinearRegressor(random_slopes=["Days"])
+    >>> model = model.fit(df[["Days"]], df["Reaction"], groups=df["Subject"])
+    >>> round(model.intercept_, 2), round(model.coef_[0], 2)
+    (251.41, 10.47)
+    >>> round(model.log_likelihood_, 2)
+    -871.81
+    >>> model.predict(df[["Days"]].head(2), groups=df["Subject"].head(2)).round(1)
+    array([253.7, 273.3])
+    """
+
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__predict = {"groups": True}
+    __metadata_request__score = {"groups": True}
+
+    _parameter_constraints: dict = {
+        "random_slopes": [None, list, tuple, dict],
+        "covariance": [StrOptions({"unstructured", "diagonal"}), dict],
+        "method": [StrOptions({"reml", "ml"})],
+        "fit_intercept": ["boolean"],
+        "group_cols": [None, list, tuple, str],
+        "new_groups": [StrOptions({"population", "error"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        *,
+        random_slopes=None,
+        covariance="unstructured",
+        method="reml",
+        fit_intercept=True,
+        group_cols=None,
+        new_groups="population",
+        max_iter=500,
+        tol=1e-10,
+    ):
+        self.random_slopes = random_slopes
+        self.covariance = covariance
+        self.method = method
+        self.fit_intercept = fit_intercept
+        self.group_cols = group_cols
+        self.new_groups = new_groups
+        self.max_iter = max_iter
+        self.tol = tol
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, groups=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Fixed-effect features (and the ``group_cols`` columns, if set).
+        y : array-like of shape (n_samples,)
+            Response.
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
+            Grouping factors, one column per factor (crossed or nested; pass a
+            nested factor as its combined label, like lme4's ``a:b``).  Names
+            come from DataFrame columns or the Series name.  ``None`` fits a
+            linear model without random effects.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X, groups = _split_features_and_groups(X, groups, self.group_cols)
+        # An intercept-only model (lme4's y ~ 1 + (1 | g)) has X with 0 columns;
+        # without groups it is a linear model, which needs a feature.
+        X, y = validate_data(
+            self, X, y, y_numeric=True, dtype=np.float64,
+            ensure_min_features=0 if groups is not None else 1,
+        )
+        design = self._fixed_design(X)
+        self._check_full_rank(design)
+        terms = self._random_terms(X, groups)
+        fit = fit_lmm(design, y, terms, method=self.method, max_iter=self.max_iter, tol=self.tol)
+        self._store_fit(fit, terms)
+        self._warn_about_fit(fit, terms)
+        return self
+
+    def _feature_names(self):
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.feature_names_in_]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _fixed_design(self, X):
+        if self.fit_intercept:
+            return np.column_stack([np.ones(X.shape[0]), X])
+        return X
+
+    def _fixed_names(self):
+        return ([INTERCEPT] if self.fit_intercept else []) + self._feature_names()
+
+    def _check_full_rank(self, design):
+        if design.shape[0] <= design.shape[1]:
+            raise ValueError(
+                f"got n_samples={design.shape[0]} for {design.shape[1]} fixed effects; "
+                "the model needs more rows than fixed effects."
+            )
+        bad = rank_deficient_columns(design.T @ design)
+        if bad:
+            names = [self._fixed_names()[j] for j in bad]
+            raise ValueError(
+                f"X is rank deficient: column(s) {names!r} are constant or linear "
+                "combinations of the others (with the intercept); drop them."
+            )
+
+    def _random_terms(self, X, groups):
+        """RandomTerm per grouping factor, in the order given."""
+        if groups is None:
+            self._factor_spec = ([], {})
+            return []
+        names, labels = validate_groups(groups, X.shape[0])
+        slopes = resolve_random_slopes(self.random_slopes, names, self._feature_names())
+        structure = resolve_covariance(self.covariance, names)
+        feature_names = self._feature_names()
+        terms = []
+        for name, lab in zip(names, labels):
+            codes, levels = encode_factor(lab)
+            _check_level_count(name, len(levels), X.shape[0])
+            idx = slopes[name]
+            covariates = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in idx])
+            cov_names = (INTERCEPT,) + tuple(feature_names[j] for j in idx)
+            terms.append(RandomTerm(name, codes, levels, covariates, cov_names, structure[name]))
+        self._factor_spec = (names, slopes)
+        return terms
+
+    def _store_fit(self, fit, terms):
+        names = self._fixed_names()
+        beta = fit.beta
+        if self.fit_intercept:
+            self.intercept_, self.coef_ = float(beta[0]), beta[1:].copy()
+        else:
+            self.intercept_, self.coef_ = 0.0, beta.copy()
+        self.fixed_effects_cov_ = fit.beta_cov
+        self.fixed_effects_ = _results.fixed_effects_table(names, beta, fit.beta_cov)
+        self.residual_variance_ = fit.sigma2
+        self.theta_ = fit.theta
+        self.group_names_ = [t.name for t in terms]
+        self.n_groups_ = {t.name: t.n_levels for t in terms}
+        self.nested_ = nesting_pairs(self.group_names_, [t.codes for t in terms])
+        self.random_slope_names_ = {t.name: list(t.covariate_names[1:]) for t in terms}
+        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov)}
+        self.random_effects_ = {
+            t.name: pd.DataFrame(b, index=pd.Index(t.levels, name=t.name),
+                                 columns=list(t.covariate_names))
+            for t, b in zip(terms, fit.b)
+        }
+        self.random_effects_conditional_cov_ = {
+            t.name: c for t, c in zip(terms, fit.conditional_cov)
+        }
+        self._levels = {t.name: pd.Index(t.levels) for t in terms}
+        self._slope_index = {t.name: self._factor_spec[1][t.name] for t in terms}
+        self.variance_components_ = _results.variance_components_table(
+            terms, fit.term_cov, fit.sigma2
+        )
+        self.log_likelihood_ = fit.log_likelihood
+        self.deviance_ = fit.deviance
+        self.aic_, self.bic_ = fit.aic, fit.bic
+        self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
+        self.n_obs_ = fit.n
+        self._optimizer_message = fit.message
+
+    def _warn_about_fit(self, fit, terms):
+        if not fit.converged:
+            warnings.warn(
+                f"The optimizer did not converge after {fit.n_iter} iterations "
+                f"({fit.message}). Increase max_iter, standardize the features "
+                "(e.g. StandardScaler) so slopes are on comparable scales, or "
+                "simplify the random effects (covariance='diagonal', fewer slopes).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if fit.singular:
+            zero = _results.zero_variance_terms(self.variance_components_)
+            warnings.warn(
+                "boundary (singular) fit: the random-effects covariance is singular "
+                f"({', '.join(zero) or 'a correlation of +-1'}). The data do not support "
+                "this variance component: consider removing the term, using "
+                "covariance='diagonal', or a simpler model. See isSingular in lme4.",
+                SingularFitWarning,
+                stacklevel=4,
+            )
+
+    # -------------------------------------------------------------- predict
+    def predict(self, X, groups=None, return_std=False):
+        """Predict with the fixed effects plus the conditional modes of seen levels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
+            Grouping factors as in ``fit``.  Seen levels add their conditional
+            modes; unseen levels add 0 for that factor (``new_groups=
+            "population"``) or raise (``"error"``).  Without groups the
+            prediction is the population (fixed-effects) one, with a warning
+            when the model was fitted with groups.
+        return_std : bool, default=False
+            Also return the predictive standard deviation of a new observation
+            (see the class Notes for the formula).
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,)
+            Only when ``return_std=True``.
+        """
+        check_is_fitted(self)
+        X, groups = _split_features_and_groups(X, groups, self.group_cols)
+        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_features=0)
+        design = self._fixed_design(X)
+        mean = X @ self.coef_ + self.intercept_
+        var = self.residual_variance_ + np.einsum(
+            "ij,jk,ik->i", design, self.fixed_effects_cov_, design
+        )
+        codes = self._predict_codes(X.shape[0], groups)
+        for name, level in codes.items():
+            z = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in self._slope_index[name]])
+            seen = level >= 0
+            b = self.random_effects_[name].to_numpy()
+            mean[seen] += np.einsum("ik,ik->i", z[seen], b[level[seen]])
+            if return_std:
+                # seen level: Var(b_j | y); unseen level: the factor's Sigma
+                V = np.where(
+                    seen[:, None, None],
+                    self.random_effects_conditional_cov_[name][np.maximum(level, 0)],
+                    self.random_effects_cov_[name][None, :, :],
+                )
+                var += np.einsum("ik,ikl,il->i", z, V, z)
+        if return_std:
+            return mean, np.sqrt(var)
+        return mean
+
+    def _predict_codes(self, n_samples, groups):
+        """Level index per factor (-1 for unseen levels)."""
+        if groups is None:
+            if self.group_names_:
+                warnings.warn(
+                    f"{type(self).__name__} was fitted with grouping factors "
+                    f"{self.group_names_!r} but predict got no groups: returning the "
+                    "population (fixed-effects only) prediction. Pass groups=... (or "
+                    "set group_cols) to use the group-specific effects.",
+                    PopulationPredictionWarning,
+                    stacklevel=3,
+                )
+            return {name: np.full(n_samples, -1) for name in self.group_names_}
+        if not self.group_names_:
+            raise ValueError(
+                "this model was fitted without groups, so it has no random effects to "
+                "predict with; pass groups to fit as well."
+            )
+        names, labels = validate_groups(groups, n_samples, expected_names=self.group_names_)
+        codes = {}
+        for name, lab in zip(names, labels):
+            code = self._levels[name].get_indexer(pd.Index(lab))
+            if self.new_groups == "error" and np.any(code < 0):
+                unseen = pd.unique(np.asarray(lab)[code < 0])
+                raise ValueError(
+                    f"grouping factor {name!r} has {len(unseen)} level(s) not seen in fit: "
+                    f"{list(unseen[:10])!r}{' ...' if len(unseen) > 10 else ''}. Set "
+                    "new_groups='population' to predict them with the population effect."
+                )
+            codes[name] = code
+        return codes
+
+    def score(self, X, y, groups=None, sample_weight=None):
+        """R^2 of ``predict(X, groups)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like, default=None
+            Grouping factors as in ``predict``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+    def summary(self):
+        """A report like lme4's ``print(fit)``, as a string.
+
+        Returns
+        -------
+        report : str
+            Variance components (variances, standard deviations,
+            correlations), fixed effects, log-likelihood, AIC/BIC, number of
+            levels per factor and the 95% ranges of the group effects.
+        """
+        check_is_fitted(self)
+        return _results.summary_report(self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _split_features_and_groups(X, groups, group_cols):
+    """Features and grouping factors; a DataFrame without columns becomes (n, 0)."""
+    X, groups = split_group_columns(X, groups, group_cols)
+    if hasattr(X, "columns") and len(X.columns) == 0:
+        X = np.empty((len(X), 0))
+    return X, groups
+
+
+def _check_level_count(name, n_levels, n_samples):
+    if n_levels < 2:
+        raise ValueError(
+            f"grouping factor {name!r} has a single level; a random effect needs at "
+            "least 2 levels to estimate its variance. Remove the factor."
+        )
+    if n_levels >= n_samples:
+        raise ValueError(
+            f"grouping factor {name!r} has {n_levels} levels for {n_samples} "
+            "observations; its random intercept cannot be told apart from the "
+            "residual. The number of levels must be smaller than the number of rows."
+        )

@@ -1,0 +1,134 @@
+"""Tables and the printed report of a fitted mixed model."""
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .core.covariance import covariance_to_sd_corr
+
+__all__ = [
+    "effect_ranges",
+    "fixed_effects_table",
+    "summary_report",
+    "variance_components_table",
+    "zero_variance_terms",
+]
+
+
+def fixed_effects_table(names, beta, beta_cov):
+    """Estimate, standard error and t value per fixed effect."""
+    se = np.sqrt(np.diag(beta_cov))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = beta / se
+    return pd.DataFrame(
+        {"estimate": beta, "std_error": se, "t_value": t}, index=pd.Index(names, name="term")
+    )
+
+
+def variance_components_table(terms, term_cov, sigma2):
+    """Variance and standard deviation per (factor, term), then the residual."""
+    rows = []
+    for term, cov in zip(terms, term_cov):
+        for name, var in zip(term.covariate_names, np.diag(cov)):
+            rows.append((term.name, name, float(var)))
+    rows.append(("Residual", "", float(sigma2)))
+    table = pd.DataFrame(rows, columns=["factor", "term", "variance"])
+    table["std_dev"] = np.sqrt(np.clip(table["variance"], 0.0, None))
+    return table.set_index(["factor", "term"])
+
+
+def zero_variance_terms(components, tol=1e-10):
+    """``factor/term`` labels whose estimated variance is (numerically) 0."""
+    comp = components.drop(index="Residual", level="factor")
+    scale = max(float(components["variance"].max()), 1.0)
+    return [f"{f} {t}" for (f, t), v in comp["variance"].items() if v <= tol * scale]
+
+
+def _term_center(est, term):
+    """The population value around which a group's coefficient varies."""
+    if term == "(Intercept)":
+        return est.intercept_
+    idx = list(est._feature_names()).index(term)
+    return float(est.coef_[idx])
+
+
+def effect_ranges(est, level=0.95):
+    """Where ``level`` of the groups' coefficients (and observations) lie.
+
+    For each factor and term, the population value ``a`` (fixed effect) and
+    the standard deviation ``tau`` of the groups around it:
+    ``a +- z tau`` holds ``level`` of the group coefficients.  The last row is
+    the residual: ``level`` of one group's observations lie within
+    ``+- z sigma`` of that group's own mean.
+    """
+    z = norm.ppf(0.5 + level / 2.0)
+    rows = []
+    for (factor, term), sd in est.variance_components_["std_dev"].items():
+        center = 0.0 if factor == "Residual" else _term_center(est, term)
+        rows.append((factor, term or "observations", center, sd, center - z * sd, center + z * sd))
+    table = pd.DataFrame(rows, columns=["factor", "term", "center", "std_dev", "lower", "upper"])
+    return table.set_index(["factor", "term"])
+
+
+def _format_random_effects(est):
+    lines = [" Groups   Name          Variance    Std.Dev.  Corr"]
+    for factor in est.group_names_:
+        cov = est.random_effects_cov_[factor]
+        sd, corr = covariance_to_sd_corr(cov)
+        names = est.random_effects_[factor].columns
+        for i, name in enumerate(names):
+            label = factor if i == 0 else ""
+            corr_txt = " ".join(f"{corr[i, j]:5.2f}" for j in range(i))
+            lines.append(f" {label:<8} {name:<12} {cov[i, i]:10.4g} {sd[i]:10.4g}  {corr_txt}")
+    sigma2 = est.residual_variance_
+    lines.append(f" {'Residual':<8} {'':<12} {sigma2:10.4g} {np.sqrt(sigma2):10.4g}")
+    return lines
+
+
+def _format_ranges(est, level=0.95):
+    z = norm.ppf(0.5 + level / 2.0)
+    pct = f"{100 * level:g}%"
+    lines = [f"{pct} ranges (center +- {z:.2f} x std. dev.):"]
+    for (factor, term), row in effect_ranges(est, level).iterrows():
+        if factor == "Residual":
+            lines.append(
+                f" {pct} of one group's observations lie within +- {z * row.std_dev:.4g} "
+                "of that group's own mean (its fixed part plus its random effects)"
+            )
+        else:
+            lines.append(
+                f" {pct} of {factor} {term} values lie in {row.center:.4g} +- "
+                f"{z * row.std_dev:.4g} = [{row.lower:.4g}, {row.upper:.4g}]"
+            )
+    return lines
+
+
+def summary_report(est):
+    """lme4-style text summary of a fitted MixedLinearRegressor."""
+    crit = "REML" if est.method == "reml" else "maximum likelihood"
+    lines = [f"Linear mixed model fit by {crit} ({type(est).__name__})"]
+    if est.method == "reml":
+        lines.append(f"REML criterion at convergence: {est.deviance_:.4f}")
+    lines.append(
+        f"log-likelihood: {est.log_likelihood_:.4f}   AIC: {est.aic_:.4f}   BIC: {est.bic_:.4f}"
+    )
+    if est.group_names_:
+        lines += ["", "Random effects:"] + _format_random_effects(est)
+        groups = ", ".join(f"{g}, {n}" for g, n in est.n_groups_.items())
+        lines.append(f"Number of obs: {est.n_obs_}, groups:  {groups}")
+        for inner, outer in est.nested_:
+            lines.append(f" ({inner} is nested in {outer})")
+    else:
+        lines.append(f"No grouping factors; residual std. dev. {np.sqrt(est.residual_variance_):.4g}")
+    lines += ["", "Fixed effects:"]
+    fe = est.fixed_effects_.rename(
+        columns={"estimate": "Estimate", "std_error": "Std. Error", "t_value": "t value"}
+    )
+    lines += ["  " + line for line in fe.to_string(float_format=lambda v: f"{v:.4f}").splitlines()]
+    if est.group_names_:
+        lines += [""] + _format_ranges(est)
+    status = "converged" if est.converged_ else "did NOT converge"
+    lines += ["", f"Optimizer {status} in {est.n_iter_} iterations."]
+    if est.singular_:
+        lines.append("boundary (singular) fit: see SingularFitWarning")
+    return "\n".join(lines)

@@ -1,0 +1,310 @@
+"""Small real data sets for linear mixed models.
+
+Each loader returns a fresh :class:`pandas.DataFrame` read from a CSV file shipped
+with the package (see ``sklearn_mixed/datasets/data/README.md`` for provenance).
+Grouping factors and other categorical columns are returned as strings (never as
+numbers, so that e.g. the sleepstudy subject ``"308"`` is a label, not a quantity);
+their dtype is ``object`` or pandas' string dtype depending on the pandas version.
+Rows are in the order of the original R data sets.
+
+The first five data sets come from the R package lme4 (version 1.1-31), ``Hsb82``
+from the R package mlmRev.
+"""
+
+from importlib import resources
+
+import pandas as pd
+
+__all__ = [
+    "load_dyestuff",
+    "load_dyestuff2",
+    "load_hsb82",
+    "load_pastes",
+    "load_penicillin",
+    "load_sleepstudy",
+]
+
+
+def _load(filename, factors):
+    """Read ``data/<filename>`` with the columns ``factors`` as strings."""
+    source = resources.files(__package__) / "data" / filename
+    with source.open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, dtype=dict.fromkeys(factors, str))
+    return df
+
+
+def load_sleepstudy():
+    """Load the sleepstudy data: reaction times in a sleep deprivation study.
+
+    Average reaction time per day of 18 subjects who were restricted to 3 hours
+    of time in bed per night. Days 0 and 1 were adaptation and training, day 2
+    the baseline; sleep deprivation started after day 2. Each subject was
+    measured on 10 consecutive days.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (180, 3)
+        Columns:
+
+        - ``Reaction`` (float): average reaction time on a psychomotor
+          vigilance task, in milliseconds.
+        - ``Days`` (int): days of sleep deprivation, 0 to 9.
+        - ``Subject`` (str): subject identifier, 18 levels (``"308"``, ...,
+          ``"372"``), 10 rows each.
+
+    Notes
+    -----
+    Canonical lme4 model (random intercept and slope per subject)::
+
+        Reaction ~ Days + (Days | Subject)
+
+    Also fitted with only a random intercept, ``Reaction ~ Days + (1 | Subject)``,
+    and with independent intercept and slope,
+    ``Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)``.
+
+    Provenance: R package lme4 (1.1-31), data set ``sleepstudy``: a subset (the
+    3-hour time-in-bed group, first 10 days) of the study in Belenky, G.,
+    Wesensten, N. J., Thorne, D. R., Thomas, M. L., Sing, H. C., Redmond, D. P.,
+    Russo, M. B. and Balkin, T. J. (2003). Patterns of performance degradation
+    and restoration during sleep restriction and subsequent recovery: a sleep
+    dose-response study. *Journal of Sleep Research* 12, 1-12.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_sleepstudy
+    >>> df = load_sleepstudy()
+    >>> df.shape
+    (180, 3)
+    >>> list(df.columns)
+    ['Reaction', 'Days', 'Subject']
+    >>> df["Subject"].iloc[0]
+    '308'
+    >>> df["Subject"].nunique()
+    18
+    """
+    return _load("sleepstudy.csv", ["Subject"])
+
+
+def load_dyestuff():
+    """Load the Dyestuff data: yield of dyestuff by batch of intermediate product.
+
+    Yield of dyestuff (Naphthalene Black 12B) from 5 preparations from each of
+    6 batches of an intermediate product (H-acid). The classic balanced one-way
+    random-effects example: how much of the variation in yield is due to the
+    batch?
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (30, 2)
+        Columns:
+
+        - ``Batch`` (str): batch of intermediate product, 6 levels ``"A"`` to
+          ``"F"``, 5 rows each.
+        - ``Yield`` (int): yield of dyestuff, in grams of standard colour.
+
+    Notes
+    -----
+    Canonical lme4 model (random intercept per batch)::
+
+        Yield ~ 1 + (1 | Batch)
+
+    Provenance: R package lme4 (1.1-31), data set ``Dyestuff``. Original
+    source: Davies, O. L. (ed.) (1947), *Statistical Methods in Research and
+    Production*, Oliver and Boyd (section 6.4 of the 4th edition, Davies and
+    Goldsmith, 1972), as analysed in Box, G. E. P. and Tiao, G. C. (1973),
+    *Bayesian Inference in Statistical Analysis*, Addison-Wesley, section 5.1.2.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_dyestuff
+    >>> df = load_dyestuff()
+    >>> df.shape
+    (30, 2)
+    >>> sorted(df["Batch"].unique())
+    ['A', 'B', 'C', 'D', 'E', 'F']
+    >>> print(f"{df['Yield'].mean():.1f}")
+    1527.5
+    """
+    return _load("dyestuff.csv", ["Batch"])
+
+
+def load_dyestuff2():
+    """Load the Dyestuff2 data: simulated data with no between-batch variation.
+
+    Simulated data with the same layout as :func:`load_dyestuff` (6 batches of
+    5 observations), constructed so that the between-batch variance is
+    estimated as zero: the lme4 fit is singular. A standard test case for
+    boundary estimates.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (30, 2)
+        Columns:
+
+        - ``Batch`` (str): batch, 6 levels ``"A"`` to ``"F"``, 5 rows each.
+        - ``Yield`` (float): simulated response (dimensionless).
+
+    Notes
+    -----
+    Canonical lme4 model (a singular fit: the batch variance is 0)::
+
+        Yield ~ 1 + (1 | Batch)
+
+    Provenance: R package lme4 (1.1-31), data set ``Dyestuff2``. Original
+    source: Box, G. E. P. and Tiao, G. C. (1973), *Bayesian Inference in
+    Statistical Analysis*, Addison-Wesley, Table 5.1.4 (constructed data).
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_dyestuff2
+    >>> df = load_dyestuff2()
+    >>> df.shape
+    (30, 2)
+    >>> df.groupby("Batch").size().tolist()
+    [5, 5, 5, 5, 5, 5]
+    """
+    return _load("dyestuff2.csv", ["Batch"])
+
+
+def load_penicillin():
+    """Load the Penicillin data: potency of penicillin samples on assay plates.
+
+    Six samples of penicillin were tested with the *B. subtilis* plate method
+    on each of 24 plates. The response is the diameter of the zone of
+    inhibition of growth of the organism. Every sample is used on every plate:
+    ``plate`` and ``sample`` are fully crossed grouping factors.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (144, 3)
+        Columns:
+
+        - ``diameter`` (int): diameter of the zone of inhibition of growth, in
+          millimetres.
+        - ``plate`` (str): assay plate, 24 levels ``"a"`` to ``"x"``.
+        - ``sample`` (str): penicillin sample, 6 levels ``"A"`` to ``"F"``.
+
+    Notes
+    -----
+    Canonical lme4 model (crossed random intercepts)::
+
+        diameter ~ 1 + (1 | plate) + (1 | sample)
+
+    Provenance: R package lme4 (1.1-31), data set ``Penicillin``. Original
+    source: Davies, O. L. and Goldsmith, P. L. (eds) (1972), *Statistical
+    Methods in Research and Production*, 4th edition, Oliver and Boyd,
+    Table 6.6.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_penicillin
+    >>> df = load_penicillin()
+    >>> df.shape
+    (144, 3)
+    >>> df["plate"].nunique(), df["sample"].nunique()
+    (24, 6)
+    """
+    return _load("penicillin.csv", ["plate", "sample"])
+
+
+def load_pastes():
+    """Load the Pastes data: strength of a chemical paste, casks nested in batches.
+
+    Strength of a chemical paste product, whose quality depends on the delivery
+    batch and on the cask within the delivery. Three casks were chosen at random
+    from each of 10 delivery batches, and two analytical tests were made on the
+    sample of each cask. Casks are nested in batches: cask ``"a"`` of batch
+    ``"A"`` has nothing to do with cask ``"a"`` of batch ``"B"``, so the
+    grouping factor for casks is the nested label ``sample``.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (60, 4)
+        Columns:
+
+        - ``strength`` (float): paste strength.
+        - ``batch`` (str): delivery batch, 10 levels ``"A"`` to ``"J"``.
+        - ``cask`` (str): cask within the batch, ``"a"``, ``"b"`` or ``"c"``.
+        - ``sample`` (str): the nested label ``"<batch>:<cask>"`` (e.g.
+          ``"A:a"``), 30 levels with 2 rows each.
+
+    Notes
+    -----
+    Canonical lme4 model (nested random intercepts)::
+
+        strength ~ 1 + (1 | batch) + (1 | batch:cask)
+
+    equivalently ``strength ~ 1 + (1 | batch/cask)`` or
+    ``strength ~ 1 + (1 | batch) + (1 | sample)``.
+
+    Provenance: R package lme4 (1.1-31), data set ``Pastes``. Original source:
+    Davies, O. L. and Goldsmith, P. L. (eds) (1972), *Statistical Methods in
+    Research and Production*, 4th edition, Oliver and Boyd, Table 6.5.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_pastes
+    >>> df = load_pastes()
+    >>> df.shape
+    (60, 4)
+    >>> df.loc[0, "sample"]
+    'A:a'
+    >>> df["sample"].nunique()
+    30
+    """
+    return _load("pastes.csv", ["batch", "cask", "sample"])
+
+
+def load_hsb82():
+    """Load the Hsb82 data: mathematics achievement in US high schools.
+
+    High School and Beyond, 1982: mathematics achievement and socio-economic
+    status of 7185 students in 160 US high schools (14 to 67 students per
+    school; 90 public and 70 Catholic schools). The classic two-level data set
+    of Raudenbush and Bryk.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (7185, 8)
+        Columns:
+
+        - ``school`` (str): school identifier, 160 levels (e.g. ``"1224"``).
+        - ``minrty`` (str): member of a minority racial group, ``"No"`` or
+          ``"Yes"``.
+        - ``sx`` (str): sex, ``"Male"`` or ``"Female"``.
+        - ``ses`` (float): socio-economic status score (a composite of parental
+          education, occupation and income).
+        - ``mAch`` (float): mathematics achievement score.
+        - ``meanses`` (float): mean of ``ses`` within the school.
+        - ``sector`` (str): ``"Public"`` or ``"Catholic"`` (a school-level
+          variable).
+        - ``cses`` (float): ``ses`` centred at the school mean,
+          ``ses - meanses``.
+
+    Notes
+    -----
+    Canonical lme4 models: random intercept and ``ses`` slope per school::
+
+        mAch ~ ses + (ses | school)
+
+    and Raudenbush and Bryk's intercepts-and-slopes-as-outcomes model::
+
+        mAch ~ meanses * cses + sector * cses + (cses | school)
+
+    Provenance: R package mlmRev (1.0-8), data set ``Hsb82``. Original source:
+    the High School and Beyond survey (1982) subsample analysed in
+    Raudenbush, S. W. and Bryk, A. S. (2002), *Hierarchical Linear Models:
+    Applications and Data Analysis Methods*, 2nd edition, Sage.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_hsb82
+    >>> df = load_hsb82()
+    >>> df.shape
+    (7185, 8)
+    >>> df["school"].nunique()
+    160
+    >>> sorted(df["sector"].unique())
+    ['Catholic', 'Public']
+    """
+    return _load("hsb82.csv", ["school", "minrty", "sx", "sector"])

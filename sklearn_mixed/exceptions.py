@@ -1,0 +1,19 @@
+"""Warnings raised by sklearn-mixed estimators."""
+
+__all__ = ["PopulationPredictionWarning", "SingularFitWarning"]
+
+
+class SingularFitWarning(UserWarning):
+    """A variance component is estimated as 0, or a correlation as +-1.
+
+    The fit is on the boundary of the parameter space (lme4's
+    ``isSingular``): the data do not support that random effect.  Consider
+    removing the term or using ``covariance="diagonal"``.
+    """
+
+
+class PopulationPredictionWarning(UserWarning):
+    """A model fitted with groups was asked to predict without them.
+
+    The prediction is then the population (fixed-effects only) one.
+    """
