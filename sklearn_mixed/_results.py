@@ -28,8 +28,8 @@ def fixed_effects_table(names, beta, beta_cov):
 def variance_components_table(terms, term_cov, sigma2):
     """Variance and standard deviation per (factor, term), then the residual."""
     rows = []
-    for term, cov in zip(terms, term_cov):
-        for name, var in zip(term.covariate_names, np.diag(cov)):
+    for term, cov in zip(terms, term_cov, strict=True):
+        for name, var in zip(term.covariate_names, np.diag(cov), strict=True):
             rows.append((term.name, name, float(var)))
     rows.append(("Residual", "", float(sigma2)))
     table = pd.DataFrame(rows, columns=["factor", "term", "variance"])
@@ -119,7 +119,9 @@ def summary_report(est):
         for inner, outer in est.nested_:
             lines.append(f" ({inner} is nested in {outer})")
     else:
-        lines.append(f"No grouping factors; residual std. dev. {np.sqrt(est.residual_variance_):.4g}")
+        lines.append(
+            f"No grouping factors; residual std. dev. {np.sqrt(est.residual_variance_):.4g}"
+        )
     lines += ["", "Fixed effects:"]
     fe = est.fixed_effects_.rename(
         columns={"estimate": "Estimate", "std_error": "Std. Error", "t_value": "t value"}

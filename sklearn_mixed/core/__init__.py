@@ -14,4 +14,11 @@ One mathematical object per module:
 from .grouping import RandomTerm, encode_factor, nesting_pairs
 from .lmm import LMMFit, fit_lmm, rank_deficient_columns
 
-__all__ = ["LMMFit", "RandomTerm", "encode_factor", "fit_lmm", "nesting_pairs", "rank_deficient_columns"]
+__all__ = [
+    "LMMFit",
+    "RandomTerm",
+    "encode_factor",
+    "fit_lmm",
+    "nesting_pairs",
+    "rank_deficient_columns",
+]

@@ -39,9 +39,7 @@ class BlockedFactor:
 def block_diagonal(blocks):
     """Sparse block-diagonal matrix from an (m, k, k) stack of blocks."""
     m, k, _ = blocks.shape
-    return sp.bsr_matrix(
-        (blocks, np.arange(m), np.arange(m + 1)), shape=(m * k, m * k)
-    ).tocsr()
+    return sp.bsr_matrix((blocks, np.arange(m), np.arange(m + 1)), shape=(m * k, m * k)).tocsr()
 
 
 def relative_factor_matrix(T_blocks, n_levels):
@@ -49,7 +47,8 @@ def relative_factor_matrix(T_blocks, n_levels):
     if not T_blocks:
         return sp.csr_matrix((0, 0))
     parts = [
-        block_diagonal(np.broadcast_to(T, (m,) + T.shape)) for T, m in zip(T_blocks, n_levels)
+        block_diagonal(np.broadcast_to(T, (m,) + T.shape))
+        for T, m in zip(T_blocks, n_levels, strict=True)
     ]
     return sp.block_diag(parts, format="csr")
 

@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "STRUCTURES",
     "covariance_to_sd_corr",
+    "free_positions",
     "n_theta",
     "relative_factor",
     "theta_lower_bounds",
@@ -25,7 +26,7 @@ __all__ = [
 STRUCTURES = ("unstructured", "diagonal")
 
 
-def _free_positions(k, structure):
+def free_positions(k, structure):
     """Row and column indices of the free elements of T, column-major."""
     if structure == "diagonal":
         idx = np.arange(k)
@@ -43,19 +44,19 @@ def n_theta(k, structure):
 
 def theta_start(k, structure):
     """lme4's starting value: T = I (variance components equal to sigma^2)."""
-    rows, cols = _free_positions(k, structure)
+    rows, cols = free_positions(k, structure)
     return (rows == cols).astype(float)
 
 
 def theta_lower_bounds(k, structure):
     """0 for the diagonal of T, -inf for the off-diagonal elements."""
-    rows, cols = _free_positions(k, structure)
+    rows, cols = free_positions(k, structure)
     return np.where(rows == cols, 0.0, -np.inf)
 
 
 def relative_factor(theta, k, structure):
     """Lower-triangular T (k x k) from its free elements ``theta``."""
-    rows, cols = _free_positions(k, structure)
+    rows, cols = free_positions(k, structure)
     T = np.zeros((k, k))
     T[rows, cols] = theta
     return T

@@ -7,13 +7,21 @@ evaluation of the deviance factors the augmented system (:mod:`.cholesky`,
 factor then yields beta, the conditional modes b and their variances.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import ThreadpoolController
 
-from .cholesky import BlockedFactor, blocked_cholesky, relative_factor_matrix
-from .covariance import n_theta, relative_factor, theta_lower_bounds, theta_start
+from .cholesky import BlockedFactor, block_diagonal, blocked_cholesky, relative_factor_matrix
+from .covariance import (
+    free_positions,
+    n_theta,
+    relative_factor,
+    theta_lower_bounds,
+    theta_start,
+)
 from .crossprod import cross_products
 from .deviance import (
     conditional_covariance_blocks,
@@ -22,9 +30,26 @@ from .deviance import (
     residual_variance,
     solve_coefficients,
 )
+from .gradient import relative_factor_gradients
 from .optimize import minimize_deviance
 
 __all__ = ["LMMFit", "fit_lmm", "rank_deficient_columns", "SINGULAR_TOLERANCE"]
+
+# Below this size of the dense block, BLAS calls are too small to gain from
+# threads, and waiting threads cost milliseconds per call on a busy machine.
+_SINGLE_THREAD_BELOW = 1000
+_blas_controller = None
+
+
+def _blas_thread_limit(dense_size):
+    """Context limiting BLAS to one thread for small dense blocks."""
+    global _blas_controller
+    if dense_size >= _SINGLE_THREAD_BELOW:
+        return contextlib.nullcontext()
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
 
 # lme4's isSingular(tol = 1e-4): a bounded element of theta below this is 0.
 SINGULAR_TOLERANCE = 1e-4
@@ -119,8 +144,16 @@ class _ThetaLayout:
     def factors(self, theta):
         return [
             relative_factor(theta[s], t.n_coef, t.structure)
-            for t, s in zip(self.terms, self.slices)
+            for t, s in zip(self.terms, self.slices, strict=True)
         ]
+
+    def theta_gradient(self, T_grads):
+        """dd/dtheta from dd/dT per term (user order): the free elements of T."""
+        out = np.empty(self.start.size)
+        for t, s, g in zip(self.terms, self.slices, T_grads, strict=True):
+            rows, cols = free_positions(t.n_coef, t.structure)
+            out[s] = g[rows, cols]
+        return out
 
 
 def _plain_linear_factor(cp_WW, p):
@@ -157,19 +190,54 @@ def fit_lmm(X, y, terms, *, method="reml", max_iter=500, tol=1e-10):
     cp = cross_products(X, y, ordered)
     n_levels_rest = [t.n_levels for t in ordered[1:]]
 
+    rest_sizes = [(t.n_levels, t.n_coef) for t in ordered[1:]]
+
     def factorize(theta):
         T = layout.factors(theta)
         T_ordered = [T[i] for i in order]
         Lambda2 = relative_factor_matrix(T_ordered[1:], n_levels_rest)
-        return blocked_cholesky(cp, T_ordered[0], Lambda2), T
+        return blocked_cholesky(cp, T_ordered[0], Lambda2), T, T_ordered, Lambda2
 
     def deviance(theta):
         return profiled_deviance(factorize(theta)[0], n, p, cp.q2, method)
 
-    outcome = minimize_deviance(deviance, layout.start, layout.lower, max_iter=max_iter, tol=tol)
-    factor, T = factorize(outcome.theta)
-    return _assemble(factor, ordered, [T[i] for i in order], outcome.theta, method, n, p,
-                     outcome, order=order, layout=layout)
+    def value_and_gradient(theta):
+        factor, _, T_ordered, Lambda2 = factorize(theta)
+        value = profiled_deviance(factor, n, p, cp.q2, method)
+        T1 = T_ordered[0]
+        if cp.q2:
+            Lambda1 = block_diagonal(np.broadcast_to(T1, (cp.m1,) + T1.shape))
+            products = ((Lambda2.T @ cp.Z2Z1).tocsr(), (cp.Z2Z1 @ Lambda1).tocsr())
+        else:
+            products = (None, None)
+        grads = relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, products, method)
+        user_grads = [None] * len(order)
+        for pos, term_index in enumerate(order):
+            user_grads[term_index] = grads[pos]
+        return value, layout.theta_gradient(user_grads)
+
+    with _blas_thread_limit(cp.q2 + p + 1):
+        outcome = minimize_deviance(
+            deviance,
+            layout.start,
+            layout.lower,
+            value_and_gradient=value_and_gradient,
+            max_iter=max_iter,
+            tol=tol,
+        )
+        factor, T = factorize(outcome.theta)[:2]
+        return _assemble(
+            factor,
+            ordered,
+            [T[i] for i in order],
+            outcome.theta,
+            method,
+            n,
+            p,
+            outcome,
+            order=order,
+            layout=layout,
+        )
 
 
 def _assemble(factor, ordered, T_ordered, theta, method, n, p, outcome, order=(), layout=None):
@@ -183,17 +251,17 @@ def _assemble(factor, ordered, T_ordered, theta, method, n, p, outcome, order=()
     if ordered:
         sizes = [(t.n_levels, t.n_coef) for t in ordered]
         blocks = conditional_covariance_blocks(factor, q2, sizes)
-        u_parts = [u1] + np.split(u2, np.cumsum([m * k for m, k in sizes[1:]])[:-1])
-        for pos, (term_index, T, u, B) in enumerate(zip(order, T_ordered, u_parts, blocks)):
-            m, k = sizes[pos]
+        rest_columns = np.cumsum([m * k for m, k in sizes[1:]])
+        u_parts = [u1] + np.split(u2, rest_columns[:-1]) if len(sizes) > 1 else [u1]
+        parts = zip(order, T_ordered, u_parts, blocks, sizes, strict=True)
+        for term_index, T, u, B, (m, k) in parts:
             b[term_index] = u.reshape(m, k) @ T.T  # b_j = T u_j
             cond[term_index] = sigma2 * (T[None] @ B @ T.T[None])
     T_user = [None] * len(ordered)
     for pos, term_index in enumerate(order):
         T_user[term_index] = T_ordered[pos]
     singular = bool(
-        layout is not None
-        and np.any(np.isfinite(layout.lower) & (theta < SINGULAR_TOLERANCE))
+        layout is not None and np.any(np.isfinite(layout.lower) & (theta < SINGULAR_TOLERANCE))
     )
     return LMMFit(
         method=method,
