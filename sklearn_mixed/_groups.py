@@ -100,7 +100,7 @@ def validate_groups(groups, n_samples, *, expected_names=None):
         raise ValueError("groups has no columns; pass at least one grouping factor.")
     if len(set(names)) != len(names):
         raise ValueError(f"grouping factor names must be unique, got {names!r}")
-    for name, lab in zip(names, labels):
+    for name, lab in zip(names, labels, strict=True):
         _check_labels(name, lab, n_samples)
     if expected_names is not None:
         names, labels = _match_expected(names, labels, expected_names)
@@ -115,13 +115,11 @@ def _match_expected(names, labels, expected):
             f"got {len(names)}: {names!r}"
         )
     if set(names) == set(expected):
-        by_name = dict(zip(names, labels))
+        by_name = dict(zip(names, labels, strict=True))
         return list(expected), [by_name[n] for n in expected]
     if names == default_factor_names(len(names)):
         return list(expected), labels  # unnamed arrays: positional
-    raise ValueError(
-        f"grouping factors {names!r} do not match those seen in fit: {expected!r}"
-    )
+    raise ValueError(f"grouping factors {names!r} do not match those seen in fit: {expected!r}")
 
 
 def _feature_index(spec, feature_names):

@@ -229,7 +229,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         # An intercept-only model (lme4's y ~ 1 + (1 | g)) has X with 0 columns;
         # without groups it is a linear model, which needs a feature.
         X, y = validate_data(
-            self, X, y, y_numeric=True, dtype=np.float64,
+            self,
+            X,
+            y,
+            y_numeric=True,
+            dtype=np.float64,
             ensure_min_features=0 if groups is not None else 1,
         )
         design = self._fixed_design(X)
@@ -277,7 +281,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         structure = resolve_covariance(self.covariance, names)
         feature_names = self._feature_names()
         terms = []
-        for name, lab in zip(names, labels):
+        for name, lab in zip(names, labels, strict=True):
             codes, levels = encode_factor(lab)
             _check_level_count(name, len(levels), X.shape[0])
             idx = slopes[name]
@@ -302,14 +306,15 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.n_groups_ = {t.name: t.n_levels for t in terms}
         self.nested_ = nesting_pairs(self.group_names_, [t.codes for t in terms])
         self.random_slope_names_ = {t.name: list(t.covariate_names[1:]) for t in terms}
-        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov)}
+        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
         self.random_effects_ = {
-            t.name: pd.DataFrame(b, index=pd.Index(t.levels, name=t.name),
-                                 columns=list(t.covariate_names))
-            for t, b in zip(terms, fit.b)
+            t.name: pd.DataFrame(
+                b, index=pd.Index(t.levels, name=t.name), columns=list(t.covariate_names)
+            )
+            for t, b in zip(terms, fit.b, strict=True)
         }
         self.random_effects_conditional_cov_ = {
-            t.name: c for t, c in zip(terms, fit.conditional_cov)
+            t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
         }
         self._levels = {t.name: pd.Index(t.levels) for t in terms}
         self._slope_index = {t.name: self._factor_spec[1][t.name] for t in terms}
@@ -413,7 +418,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             )
         names, labels = validate_groups(groups, n_samples, expected_names=self.group_names_)
         codes = {}
-        for name, lab in zip(names, labels):
+        for name, lab in zip(names, labels, strict=True):
             code = self._levels[name].get_indexer(pd.Index(lab))
             if self.new_groups == "error" and np.any(code < 0):
                 unseen = pd.unique(np.asarray(lab)[code < 0])

@@ -79,14 +79,15 @@ def encode_factor(labels):
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
-    if labels.dtype.kind == "O":
-        # Mixed int/str labels cannot be sorted; compare them as strings.
-        try:
-            levels, codes = np.unique(labels, return_inverse=True)
-        except TypeError:
-            levels, codes = np.unique(labels.astype(str), return_inverse=True)
-    else:
+    try:
         levels, codes = np.unique(labels, return_inverse=True)
+    except TypeError:
+        # Labels of mixed types (1 and "1") cannot be compared: keep them
+        # distinct and order them by type name, then text.
+        levels = sorted(set(labels.tolist()), key=lambda v: (type(v).__name__, str(v)))
+        position = {v: i for i, v in enumerate(levels)}
+        codes = np.fromiter((position[v] for v in labels.tolist()), np.intp, len(labels))
+        levels = np.array(levels, dtype=object)
     return codes.astype(np.intp, copy=False), levels
 
 

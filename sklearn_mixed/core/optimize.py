@@ -69,16 +69,69 @@ class _CountedObjective:
         return f0, grad
 
 
+# Steps off the boundary tried, as fractions of the starting value.
+_BOUNDARY_PROBES = (1e-3, 1e-2, 1e-1, 0.5, 1.0)
+_MAX_BOUNDARY_RESTARTS = 3
+
+
+def _probe_off_boundary(objective, theta, value, theta0, lower):
+    """A point with a lower deviance just inside the boundary, or None.
+
+    Elements of theta at their bound are stationary, so the gradient cannot
+    tell whether the interior is lower: evaluate the deviance at a few steps
+    into the feasible set.
+    """
+    at_bound = np.isfinite(lower) & (theta <= lower)
+    if not np.any(at_bound):
+        return None
+    best, best_value = None, value
+    for fraction in _BOUNDARY_PROBES:
+        candidate = np.where(at_bound, lower + fraction * theta0, theta)
+        candidate_value = objective(candidate)
+        if candidate_value < best_value:
+            best, best_value = candidate, candidate_value
+    return best
+
+
+def _quasi_newton(objective, theta, bounds, max_iter, tol):
+    return minimize(
+        objective.value_and_gradient,
+        theta,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxcor": 20},
+    )
+
+
+def _nelder_mead_polish(objective, theta, value, bounds, tol):
+    return minimize(
+        objective,
+        theta,
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"maxiter": 200 * theta.size, "xatol": 1e-8, "fatol": tol * max(1.0, abs(value))},
+    )
+
+
 def minimize_deviance(deviance, theta0, lower, *, value_and_gradient=None, max_iter=500, tol=1e-10):
     """Minimize ``deviance(theta)`` subject to ``theta >= lower``.
+
+    A diagonal element of ``T`` at its bound 0 is always a stationary point
+    (the deviance is even in the last diagonal element of an unstructured
+    factor and in every element of a diagonal one), so a quasi-Newton method
+    that lands there stops although the interior may hold a lower deviance.
+    The deviance is then probed a few steps into the interior and, if lower,
+    the search restarts from there; a genuinely singular fit stays on the
+    boundary.
 
     Parameters
     ----------
     deviance : callable
         ``theta -> float``; may raise ``numpy.linalg.LinAlgError``.
+    theta0, lower : ndarray of shape (d,)
     value_and_gradient : callable, optional
         ``theta -> (float, ndarray)``, the deviance and its gradient.
-    theta0, lower : ndarray of shape (d,)
     max_iter : int
         Maximum number of quasi-Newton iterations.
     tol : float
@@ -89,28 +142,21 @@ def minimize_deviance(deviance, theta0, lower, *, value_and_gradient=None, max_i
     if theta0.size == 0:
         return OptimizeOutcome(theta0, objective(theta0), 0, 1, True, "no parameters")
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    result = minimize(
-        objective.value_and_gradient,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxcor": 20},
-    )
+    result = _quasi_newton(objective, theta0, bounds, max_iter, tol)
     n_iter, converged, message = result.nit, bool(result.success), str(result.message)
     theta, value = result.x, result.fun
-    if not converged and result.nit < max_iter:
-        polish = minimize(
-            objective,
-            theta,
-            method="Nelder-Mead",
-            bounds=bounds,
-            options={
-                "maxiter": 200 * theta.size,
-                "xatol": 1e-8,
-                "fatol": tol * max(1.0, abs(value)),
-            },
-        )
+    for _ in range(_MAX_BOUNDARY_RESTARTS):
+        restart_point = _probe_off_boundary(objective, theta, value, theta0, lower)
+        if restart_point is None:
+            break
+        restart = _quasi_newton(objective, restart_point, bounds, max_iter, tol)
+        n_iter += restart.nit
+        if restart.fun >= value:
+            break
+        theta, value = restart.x, restart.fun
+        converged, message = bool(restart.success), str(restart.message)
+    if not converged and n_iter < max_iter:
+        polish = _nelder_mead_polish(objective, theta, value, bounds, tol)
         n_iter += polish.nit
         if polish.fun <= value:
             theta, value = polish.x, polish.fun
