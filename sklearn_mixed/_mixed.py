@@ -427,8 +427,42 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                     f"{list(unseen[:10])!r}{' ...' if len(unseen) > 10 else ''}. Set "
                     "new_groups='population' to predict them with the population effect."
                 )
+            if len(code) and np.all(code < 0):
+                self._warn_if_label_types_differ(name, lab)
             codes[name] = code
         return codes
+
+    def _warn_if_label_types_differ(self, name, labels):
+        """No level seen at all and labels of another kind: a likely mix-up (308 vs "308")."""
+        fit_kind = pd.api.types.infer_dtype(self._levels[name], skipna=True)
+        new_kind = pd.api.types.infer_dtype(labels, skipna=True)
+        if fit_kind != new_kind:
+            warnings.warn(
+                f"none of the labels of grouping factor {name!r} were seen in fit: fit "
+                f"labels are {fit_kind} (e.g. {self._levels[name][0]!r}), predict got "
+                f"{new_kind} (e.g. {labels[0]!r}). All rows get the population effect for "
+                f"{name!r}; convert the labels to the type used in fit if they are the same "
+                "groups.",
+                PopulationPredictionWarning,
+                stacklevel=4,
+            )
+
+    def get_metadata_routing(self):
+        """Metadata requests: ``groups`` for fit, predict and score by default.
+
+        With ``group_cols`` set the groups come from ``X``, so ``groups`` is
+        not requested (a ``GroupKFold`` may still consume it), unless the
+        requests were set explicitly with ``set_*_request``.
+
+        Returns
+        -------
+        routing : MetadataRequest
+        """
+        request = super().get_metadata_routing()
+        if self.group_cols is not None and not hasattr(self, "_metadata_request"):
+            for method in ("fit", "predict", "score"):
+                getattr(request, method).add_request(param="groups", alias=False)
+        return request
 
     def score(self, X, y, groups=None, sample_weight=None):
         """R^2 of ``predict(X, groups)``.

@@ -493,3 +493,45 @@ def test_return_std_without_groups_fit(grouped):
         m.residual_variance_ + np.einsum("ij,jk,ik->i", design, m.fixed_effects_cov_, design)
     )
     np.testing.assert_allclose(std, expected)
+
+
+def test_label_type_mismatch_warns(sleep):
+    """Fitted on integer labels, predicting with their string forms matches no
+    level: the population prediction comes with a warning naming the types."""
+    df, X, y, g = sleep
+    g_int = g.astype(int)
+    est = MixedLinearRegressor().fit(X, y, groups=g_int)
+    with pytest.warns(PopulationPredictionWarning, match="integer.*string"):
+        est.predict(X.head(3), groups=g.head(3).rename(g_int.name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.predict(X.head(3), groups=g_int.head(3))  # seen: no warning
+        est.predict(X.head(3), groups=pd.Series([9001, 9002, 9003], name=g_int.name))
+
+
+def test_group_cols_with_group_kfold_and_routing(sleep):
+    """With group_cols the estimator does not request `groups`, so a routed
+    GroupKFold consumes them alone and the model reads its groups from X."""
+    df, X, y, g = sleep
+    ct = ColumnTransformer(
+        [("num", StandardScaler(), ["Days"])],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    pipe = make_pipeline(ct, MixedLinearRegressor(group_cols=["Subject"], random_slopes=["Days"]))
+    data = df[["Days", "Subject"]]
+    with sklearn.config_context(enable_metadata_routing=True):
+        gs = GridSearchCV(
+            pipe, {"mixedlinearregressor__method": ["ml", "reml"]}, cv=GroupKFold(3)
+        ).fit(data, y, groups=g)
+        assert (
+            MixedLinearRegressor(group_cols=["Subject"])
+            .get_metadata_routing()
+            .fit.requests["groups"]
+            is False
+        )
+    seen = gs.predict(data.head(10))
+    scaled = gs.best_estimator_[0].transform(data).drop(columns="Subject")
+    method = gs.best_params_["mixedlinearregressor__method"]
+    direct = MixedLinearRegressor(random_slopes=["Days"], method=method).fit(scaled, y, groups=g)
+    np.testing.assert_allclose(seen, direct.predict(scaled.head(10), groups=g.head(10)))
