@@ -36,8 +36,8 @@ DESIGNS = {
 
 def _deviance(cp, T_blocks, terms, method):
     Lambda2 = relative_factor_matrix(T_blocks[1:], [t.n_levels for t in terms[1:]])
-    factor = blocked_cholesky(cp, T_blocks[0], Lambda2)
-    return profiled_deviance(factor, cp.n, cp.p, cp.q2, method), factor, Lambda2
+    factor = blocked_cholesky(cp, T_blocks[:1], Lambda2)
+    return profiled_deviance(factor, cp.n, cp.p, method), factor, Lambda2
 
 
 @pytest.mark.parametrize("method", ["ml", "reml"])
@@ -48,13 +48,16 @@ def test_gradient_matches_central_differences(design, method):
     X = np.column_stack([np.ones(N), x])
     y = X @ [1.0, 0.5, -0.3] + rng.normal(size=N)
     terms = [_term(rng, x, f"g{i}", m, k) for i, (m, k) in enumerate(DESIGNS[design])]
-    cp = cross_products(X, y, terms)
+    cp = cross_products(X, y, terms[:1], terms[1:])
     T_blocks = [np.tril(rng.normal(size=(t.n_coef,) * 2)) + np.eye(t.n_coef) for t in terms]
     _, factor, Lambda2 = _deviance(cp, T_blocks, terms, method)
     products = (None, None)
-    if cp.q2:
-        Lambda1 = block_diagonal(np.broadcast_to(T_blocks[0], (cp.m1,) + T_blocks[0].shape))
-        products = ((Lambda2.T @ cp.Z2Z1).tocsr(), (cp.Z2Z1 @ Lambda1).tocsr())
+    if cp.q_dense:
+        later_Z = cp.closed[0].later_Z
+        Lambda1 = block_diagonal(
+            np.broadcast_to(T_blocks[0], (terms[0].n_levels,) + T_blocks[0].shape)
+        )
+        products = ((Lambda2.T @ later_Z).tocsr(), (later_Z @ Lambda1).tocsr())
     sizes = [(t.n_levels, t.n_coef) for t in terms[1:]]
     grads = relative_factor_gradients(cp, factor, T_blocks[0], Lambda2, sizes, products, method)
     h = 1e-6

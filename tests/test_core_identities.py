@@ -106,23 +106,24 @@ def dense_reference(X, y, terms, thetas):
     )
 
 
-def core_path(X, y, terms, thetas):
-    """The package's blocked computation, ``terms[0]`` eliminated in closed form."""
+def core_path(X, y, terms, thetas, n_closed=1):
+    """The package's blocked computation: ``terms[:n_closed]`` eliminated level
+    by level (each nested in the next), the others dense."""
     n, p = X.shape
-    cp = cross_products(X, y, terms)
+    closed, dense = terms[:n_closed], terms[n_closed:]
+    cp = cross_products(X, y, closed, dense)
     Ts = [relative_factor(th, t.n_coef, t.structure) for t, th in zip(terms, thetas, strict=True)]
-    Lambda2 = relative_factor_matrix(Ts[1:], [t.n_levels for t in terms[1:]])
-    factor = blocked_cholesky(cp, Ts[0], Lambda2)
-    beta, u1, u2 = solve_coefficients(factor, cp.q2, p)
-    sizes = [(t.n_levels, t.n_coef) for t in terms]
+    Lambda_dense = relative_factor_matrix(Ts[n_closed:], [t.n_levels for t in dense])
+    factor = blocked_cholesky(cp, Ts[:n_closed], Lambda_dense)
+    beta, u_closed, u_dense = solve_coefficients(factor, p)
+    sizes = [(t.n_levels, t.n_coef) for t in dense]
     return dict(
         factor=factor,
-        q2=cp.q2,
-        dev_ml=profiled_deviance(factor, n, p, cp.q2, "ml"),
-        dev_reml=profiled_deviance(factor, n, p, cp.q2, "reml"),
+        dev_ml=profiled_deviance(factor, n, p, "ml"),
+        dev_reml=profiled_deviance(factor, n, p, "reml"),
         beta=beta,
-        u=np.concatenate([np.ravel(u1), u2]),
-        cond_blocks=conditional_covariance_blocks(factor, cp.q2, sizes),
+        u=np.concatenate(u_closed + [u_dense]),
+        cond_blocks=conditional_covariance_blocks(factor, sizes),
     )
 
 
@@ -201,6 +202,22 @@ def build_design(name, rng):
             cov = np.column_stack([np.ones(n), x, rng.normal(size=n)])
             terms = [make_term("inner", inner, np.ones(n)), make_term("outer", outer, cov)]
         p = 2
+    elif name in ("nested_three", "nested_and_crossed"):
+        # a/b/c: 20 c-levels in 8 b-levels in 3 a-levels (lme4's (1 | a/b/c))
+        b_of_c = np.repeat(np.arange(8), [3, 2, 4, 1, 3, 2, 3, 2])
+        a_of_b = np.repeat(np.arange(3), [3, 3, 2])
+        c = unbalanced_codes(rng, rng.integers(1, 5, size=20))
+        b, a = b_of_c[c], a_of_b[b_of_c[c]]
+        n = c.size
+        x = rng.normal(size=n)
+        terms = [
+            make_term("c", c, np.ones(n)),
+            make_term("b", b, np.column_stack([np.ones(n), x])),
+            make_term("a", a, np.ones(n)),
+        ]
+        if name == "nested_and_crossed":
+            terms.append(make_term("crossed", rng.integers(0, 4, size=n), np.ones(n)))
+        p = 2
     elif name == "one_obs_per_level":
         n = 30
         single = np.arange(n)  # one observation per level
@@ -236,19 +253,36 @@ DESIGNS = [
     "crossed_three",
     "nested",
     "nested_outer_slope",
+    "nested_three",
+    "nested_and_crossed",
     "one_obs_per_level",
     "singletons_slope",
     "no_fixed_effects",
 ]
 
 
+# Designs whose first terms form a nesting chain: (design, number of closed terms)
+NESTED_CHAINS = [
+    ("nested", 2),
+    ("nested_outer_slope", 2),
+    ("nested_three", 2),
+    ("nested_three", 3),
+    ("nested_and_crossed", 2),
+    ("nested_and_crossed", 3),
+]
+
+
 def design_cases():
-    """(design, elimination order): every term of multi-term designs goes first once."""
+    """(design, first term, closed terms): every term of multi-term designs goes
+    first once, with the others dense; nesting chains also eliminate their outer
+    terms level by level."""
     cases = []
     for i, name in enumerate(DESIGNS):
         X, y, terms = build_design(name, np.random.default_rng(100 + i))
         for first in range(len(terms)):
-            cases.append(pytest.param(name, first, id=f"{name}-first={terms[first].name}"))
+            cases.append(pytest.param(name, first, 1, id=f"{name}-first={terms[first].name}"))
+    for name, n_closed in NESTED_CHAINS:
+        cases.append(pytest.param(name, 0, n_closed, id=f"{name}-closed={n_closed}"))
     return cases
 
 
@@ -267,12 +301,12 @@ def assert_close(a, b, rtol=RTOL, atol=0.0, err_msg=""):
 
 
 # ----------------------------------------------------- 1. blocked == dense reference
-@pytest.mark.parametrize("name, first", design_cases())
+@pytest.mark.parametrize("name, first, n_closed", design_cases())
 @pytest.mark.parametrize("seed", [0, 1])
-def test_blocked_matches_dense_reference(name, first, seed):
+def test_blocked_matches_dense_reference(name, first, n_closed, seed):
     X, y, terms, thetas = setup_case(name, first, seed)
     ref = dense_reference(X, y, terms, thetas)
-    got = core_path(X, y, terms, thetas)
+    got = core_path(X, y, terms, thetas, n_closed)
     assert_close(got["dev_ml"], ref["dev_ml"], err_msg="ML deviance")
     assert_close(got["dev_reml"], ref["dev_reml"], err_msg="REML deviance")
     scale = np.abs(ref["beta"]).max(initial=1.0)
@@ -284,14 +318,14 @@ def test_blocked_matches_dense_reference(name, first, seed):
         assert_close(B, B_ref, atol=1e-12, err_msg=f"conditional blocks of {t.name}")
     # the penalized RSS, sigma^2 and Var(beta) from the same factor
     n, p = X.shape
-    factor, q2 = got["factor"], got["q2"]
+    factor = got["factor"]
     assert_close(factor.L22[-1, -1] ** 2, ref["r2"])
     assert_close(residual_variance(factor, n, p, "ml"), ref["r2"] / n)
     assert_close(residual_variance(factor, n, p, "reml"), ref["r2"] / (n - p))
     if p:
         s2 = ref["r2"] / (n - p)
         assert_close(
-            fixed_effects_covariance(factor, q2, p, s2), s2 * np.linalg.inv(ref["RX"]), atol=1e-13
+            fixed_effects_covariance(factor, p, s2), s2 * np.linalg.inv(ref["RX"]), atol=1e-13
         )
 
 
@@ -302,12 +336,12 @@ def _marginal_pieces(X, y, terms, thetas):
     return ref, V
 
 
-@pytest.mark.parametrize("name, first", design_cases())
-def test_ml_deviance_is_marginal_gaussian_likelihood(name, first):
+@pytest.mark.parametrize("name, first, n_closed", design_cases())
+def test_ml_deviance_is_marginal_gaussian_likelihood(name, first, n_closed):
     """-2 log N(y; X beta, sigma^2 (Z Lam Lam' Z' + I)) at the profiled beta, sigma^2."""
     X, y, terms, thetas = setup_case(name, first)
     n, p = X.shape
-    got = core_path(X, y, terms, thetas)
+    got = core_path(X, y, terms, thetas, n_closed)
     ref, V = _marginal_pieces(X, y, terms, thetas)
     beta = got["beta"]
     # sigma^2 profiled: r^2 / n with r^2 = (y - X beta)' V^-1 (y - X beta) at the GLS beta
@@ -324,12 +358,12 @@ def test_ml_deviance_is_marginal_gaussian_likelihood(name, first):
         assert_close(beta, np.linalg.solve(X.T @ Vi_X, Vi_X.T @ y), atol=RTOL * np.abs(beta).max())
 
 
-@pytest.mark.parametrize("name, first", design_cases())
-def test_reml_deviance_is_restricted_likelihood(name, first):
+@pytest.mark.parametrize("name, first, n_closed", design_cases())
+def test_reml_deviance_is_restricted_likelihood(name, first, n_closed):
     """REML: (n-p) log(2 pi s2) + log|V| + log|X'V^-1X| + r^2/s2 at s2 = r^2/(n-p)."""
     X, y, terms, thetas = setup_case(name, first)
     n, p = X.shape
-    got = core_path(X, y, terms, thetas)
+    got = core_path(X, y, terms, thetas, n_closed)
     ref, V = _marginal_pieces(X, y, terms, thetas)
     e = y - X @ got["beta"]
     quad = e @ np.linalg.solve(V, e)
@@ -340,14 +374,14 @@ def test_reml_deviance_is_restricted_likelihood(name, first):
 
 
 # ------------------------------------------------------------------- 2. ridge identity
-@pytest.mark.parametrize("name, first", design_cases())
-def test_mme_solution_is_ridge_regression(name, first):
+@pytest.mark.parametrize("name, first, n_closed", design_cases())
+def test_mme_solution_is_ridge_regression(name, first, n_closed):
     """beta, b = Lambda u minimize ||y - X beta - Z b||^2 + sigma^2 b' G^-1 b.
 
     G = sigma^2 Lambda Lambda', i.e. the penalty ||u||^2 with b = Lambda u.
     """
     X, y, terms, thetas = setup_case(name, first)
-    got = core_path(X, y, terms, thetas)
+    got = core_path(X, y, terms, thetas, n_closed)
     Z = np.hstack([term_model_matrix(t).toarray() for t in terms])
     Lam = dense_lambda(terms, thetas)
     sigma2 = 1.7  # any sigma^2: it cancels in the penalty sigma^2 G^-1

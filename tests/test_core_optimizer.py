@@ -11,10 +11,7 @@ import pytest
 from scipy.optimize import minimize
 
 from sklearn_mixed.core import RandomTerm, fit_lmm
-from sklearn_mixed.core.cholesky import blocked_cholesky, relative_factor_matrix
-from sklearn_mixed.core.crossprod import cross_products
-from sklearn_mixed.core.deviance import profiled_deviance
-from sklearn_mixed.core.lmm import _order_terms, _ThetaLayout
+from sklearn_mixed.core.problem import MixedModelProblem
 
 
 def _simulate(seed, n_groups=12, per_group=8, slope_scale=10.0):
@@ -31,22 +28,15 @@ def _simulate(seed, n_groups=12, per_group=8, slope_scale=10.0):
 
 
 def _deviance_function(X, y, terms, method):
-    order = _order_terms(terms)
-    ordered = [terms[i] for i in order]
-    layout = _ThetaLayout(terms)
-    cp = cross_products(X, y, ordered)
+    problem = MixedModelProblem(X, y, terms, method)
 
     def deviance(theta):
-        T = layout.factors(theta)
-        T = [T[i] for i in order]
-        Lambda2 = relative_factor_matrix(T[1:], [t.n_levels for t in ordered[1:]])
         try:
-            factor = blocked_cholesky(cp, T[0], Lambda2)
+            return problem.deviance(theta)
         except np.linalg.LinAlgError:
             return np.inf
-        return profiled_deviance(factor, X.shape[0], X.shape[1], cp.q2, method)
 
-    return deviance, layout.lower
+    return deviance, problem.layout.lower
 
 
 def _simulate_crossed(seed, n=60):

@@ -1,19 +1,25 @@
 """Blocked Cholesky factor of the augmented penalized least squares system.
 
-At relative covariance factor ``Lambda(theta) = diag(Lambda1, Lambda2)`` the
-penalized least squares problem (Bates et al. 2015, eq. 16-18) is solved by the
-Cholesky factor of the symmetric matrix, augmented with ``y``::
+At relative covariance factor ``Lambda(theta)`` the penalized least squares
+problem (Bates et al. 2015, eq. 16-18) is solved by the Cholesky factor of the
+symmetric matrix, augmented with ``y``::
 
     M = [Lambda' Z'Z Lambda + I   Lambda' Z'X   Lambda' Z'y]
         [X'Z Lambda               X'X           X'y        ]
         [y'Z Lambda               y'X           y'y        ]
 
-Term 1 is block diagonal in ``Lambda1' Z1'Z1 Lambda1 + I``, so its part of the
-factor is a batch of ``k1 x k1`` factors ``L11[j]``, one per level (closed
-form).  With ``C = M21 L11^-T`` (the rows of the other terms, X and y against
-term 1), the rest is the dense Cholesky factor ``L22`` of the Schur complement
-``S = M22 - C C'``.  The last row of ``L22`` is ``(c_u2', c_beta', r)`` with
-``r^2`` the penalized residual sum of squares.
+The *closed* terms are eliminated one after the other, level by level.  Term
+1 (the most levels) has a block-diagonal ``Lambda1' Z1'Z1 Lambda1 + I``, so
+its factor is a batch of ``k1 x k1`` factors ``L1[j]``.  A later closed term
+``i`` has all earlier closed terms nested in it, so the fill-in
+``sum_h C_ih C_ih'`` left on its diagonal block by their elimination is block
+diagonal too (each level of an inner term meets one level of term ``i``):
+nested factors keep their sparsity.  With
+``C_ri = (B_ri - sum_h C_rh C_ih') L_i^-T`` for every later row ``r`` (later
+terms, X and y), what remains is the dense Cholesky factor ``L22`` of the
+Schur complement ``S = M_DD - sum_i C_Di C_Di'`` over the dense terms, X and
+y.  The last row of ``L22`` is ``(c_uD', c_beta', r)``, ``r^2`` being the
+penalized residual sum of squares.
 """
 
 from dataclasses import dataclass
@@ -22,18 +28,33 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
-__all__ = ["BlockedFactor", "blocked_cholesky", "block_diagonal", "relative_factor_matrix"]
+__all__ = [
+    "BlockedFactor",
+    "EliminatedTerm",
+    "block_diagonal",
+    "block_diagonal_pairs",
+    "blocked_cholesky",
+    "relative_factor_matrix",
+]
+
+
+@dataclass(frozen=True)
+class EliminatedTerm:
+    """The part of the factor belonging to one closed term."""
+
+    L: np.ndarray  # (m, k, k) lower triangular, one per level
+    L_inv: np.ndarray  # (m, k, k)
+    C_Z: sp.csr_matrix  # (later random-effects columns, m k)
+    C_W: np.ndarray  # (p + 1, m k): X and y against this term
 
 
 @dataclass(frozen=True)
 class BlockedFactor:
     """The blocked factor of ``M``; see the module docstring."""
 
-    L11: np.ndarray  # (m1, k1, k1) lower triangular
-    L11_inv: np.ndarray  # (m1, k1, k1)
-    C_Z: sp.csr_matrix  # (q2, m1 k1): other terms against term 1
-    C_W: np.ndarray  # (p + 1, m1 k1): X and y against term 1
-    L22: np.ndarray  # (q2 + p + 1, q2 + p + 1) lower triangular
+    stages: tuple  # of EliminatedTerm, in elimination order
+    L22: np.ndarray  # (q_D + p + 1, q_D + p + 1) lower triangular
+    q_dense: int  # q_D, the dense random-effects columns leading L22
 
 
 def block_diagonal(blocks):
@@ -44,41 +65,99 @@ def block_diagonal(blocks):
 
 def relative_factor_matrix(T_blocks, n_levels):
     """Sparse ``Lambda = diag(I_m (x) T)`` over several terms."""
-    if not T_blocks:
-        return sp.csr_matrix((0, 0))
     parts = [
         block_diagonal(np.broadcast_to(T, (m,) + T.shape))
         for T, m in zip(T_blocks, n_levels, strict=True)
     ]
+    return _block_diag(parts)
+
+
+def _block_diag(parts):
+    parts = [P for P in parts if P.shape[0]]
+    if not parts:
+        return sp.csr_matrix((0, 0))
     return sp.block_diag(parts, format="csr")
 
 
-def blocked_cholesky(cp, T1, Lambda2):
-    """Factor ``M(theta)`` given term 1's ``T1`` and the other terms' ``Lambda2``.
+def block_diagonal_pairs(C, k):
+    """Diagonal ``k x k`` blocks of ``C C'`` for sparse ``C``: (m, k, k)."""
+    m = C.shape[0] // k
+    out = np.empty((m, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            out[:, a, b] = np.asarray(C[a::k].multiply(C[b::k]).sum(axis=1)).ravel()
+            out[:, b, a] = out[:, a, b]
+    return out
+
+
+def _eliminate(D, B_Z, B_W, k):
+    """Factor the block-diagonal ``D`` and form ``C = B L^-T`` for later rows."""
+    L = np.linalg.cholesky(D)
+    L_inv = np.linalg.inv(L)
+    C_Z = (B_Z @ block_diagonal(np.swapaxes(L_inv, 1, 2))).tocsr()
+    p1, m = B_W.shape[0], D.shape[0]
+    C_W = np.einsum("rmk,mlk->rml", B_W.reshape(p1, m, k), L_inv).reshape(p1, m * k)
+    return EliminatedTerm(L=L, L_inv=L_inv, C_Z=C_Z, C_W=C_W)
+
+
+def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
+    """Eliminate closed term ``i`` after the earlier ``stages``."""
+    blk = cp.closed[i]
+    m, k = blk.n_levels, blk.n_coef
+    # D_j = T' A_j T + I - (fill-in of earlier stages), block diagonal by nesting
+    D = T.T[None, :, :] @ blk.A @ T[None, :, :]
+    D[:, np.arange(k), np.arange(k)] += 1.0
+    B_Z = Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))
+    B_W = np.einsum("rmk,kl->rml", blk.WZ, T).reshape(-1, m * k)
+    for h, stage in enumerate(stages):
+        start = row_offsets[h][i]
+        C_i = stage.C_Z[start : start + m * k]
+        D -= block_diagonal_pairs(C_i, k)
+        B_Z = B_Z - stage.C_Z[start + m * k :] @ C_i.T
+        B_W = B_W - (C_i @ stage.C_W.T).T
+    return _eliminate(D, sp.csr_matrix(B_Z), B_W, k)
+
+
+def _dense_schur_complement(cp, Lambda_dense, stages):
+    """``S = M_DD - sum_i C_Di C_Di'`` over the dense terms, X and y."""
+    q = cp.q_dense
+    p1 = cp.WW.shape[0]
+    S = np.empty((q + p1, q + p1))
+    S[q:, q:] = cp.WW
+    if q:
+        S[:q, :q] = (Lambda_dense.T @ (Lambda_dense.T @ cp.ZdZd).T).T + np.eye(q)
+        S[q:, :q] = (Lambda_dense.T @ cp.WZd.T).T
+    for stage in stages:
+        C_W = stage.C_W
+        S[q:, q:] -= C_W @ C_W.T
+        if q:
+            C_D = stage.C_Z[stage.C_Z.shape[0] - q :]
+            S[:q, :q] -= (C_D @ C_D.T).toarray()
+            S[q:, :q] -= (C_D @ C_W.T).T
+    if q:
+        S[:q, q:] = S[q:, :q].T
+    return S
+
+
+def blocked_cholesky(cp, T_closed, Lambda_dense):
+    """Factor ``M(theta)`` given the closed terms' ``T`` and the dense ``Lambda``.
 
     Raises ``numpy.linalg.LinAlgError`` when the Schur complement is not
     positive definite (X rank deficient at this theta).
     """
-    m1, k1 = cp.m1, cp.k1
-    # L11[j] L11[j]' = T1' (Z1'Z1)_j T1 + I
-    M11 = T1.T[None, :, :] @ cp.A11 @ T1[None, :, :]
-    M11[:, np.arange(k1), np.arange(k1)] += 1.0
-    L11 = np.linalg.cholesky(M11)
-    L11_inv = np.linalg.inv(L11)
-    # Per-level map from term-1 cross-products to C: R_j = T1 L11[j]^-T
-    R1 = T1[None, :, :] @ np.swapaxes(L11_inv, 1, 2)
-    p1 = cp.WZ1.shape[0]
-    C_W = np.einsum("rmk,mkl->rml", cp.WZ1, R1).reshape(p1, m1 * k1)
-    q2 = cp.q2
-    S = np.empty((q2 + p1, q2 + p1))
-    S[q2:, q2:] = cp.WW - C_W @ C_W.T
-    if q2:
-        C_Z = (Lambda2.T @ (cp.Z2Z1 @ block_diagonal(R1))).tocsr()
-        ZZ = (Lambda2.T @ (Lambda2.T @ cp.Z2Z2).T).T  # Lambda2' Z2'Z2 Lambda2
-        S[:q2, :q2] = ZZ + np.eye(q2) - (C_Z @ C_Z.T).toarray()
-        S[q2:, :q2] = (Lambda2.T @ cp.WZ2.T).T - (C_Z @ C_W.T).T
-        S[:q2, q2:] = S[q2:, :q2].T
-    else:
-        C_Z = sp.csr_matrix((0, m1 * k1))
+    sizes = [blk.n_levels * blk.n_coef for blk in cp.closed]
+    n_closed = len(sizes)
+    # row_offsets[h][i]: first row of closed term i among stage h's later rows
+    row_offsets = [
+        {i: sum(sizes[h + 1 : i]) for i in range(h + 1, n_closed)} for h in range(n_closed)
+    ]
+    stages = []
+    for i, T in enumerate(T_closed):
+        later_levels = [b.n_levels for b in cp.closed[i + 1 :]]
+        Lambda_later = _block_diag(
+            [relative_factor_matrix(T_closed[i + 1 :], later_levels), Lambda_dense]
+        )
+        stages.append(_closed_stage(cp, i, T, Lambda_later, stages, row_offsets))
+    S = _dense_schur_complement(cp, Lambda_dense, stages)
     L22 = la.cholesky(S, lower=True, check_finite=False)
-    return BlockedFactor(L11=L11, L11_inv=L11_inv, C_Z=C_Z, C_W=C_W, L22=L22)
+    return BlockedFactor(stages=tuple(stages), L22=L22, q_dense=cp.q_dense)

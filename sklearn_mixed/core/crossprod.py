@@ -1,15 +1,17 @@
 """The cross-products of Henderson's mixed-model equations, computed once.
 
-Write ``Z = [Z1, Z2]`` where ``Z1`` is the term with the most levels and
-``Z2`` all the other terms, and ``W = [X, y]``.  The penalized least squares
-system of Bates et al. (2015, eq. 17-18), augmented with ``y``, only needs::
+The random-effects terms are split into *closed* terms ``Z_1, ..., Z_r``,
+eliminated level by level in closed form (the term with the most levels, then
+terms in which all earlier closed terms are nested), and *dense* terms
+``Z_D``; ``W = [X, y]``.  The penalized least squares system of Bates et al.
+(2015, eq. 17-18), augmented with ``y``, only needs::
 
-    Z1'Z1   block diagonal: one k1 x k1 block per level of term 1
-    Z2'Z1   sparse (q2 x m1 k1)
-    W'Z1    dense  (p + 1 x m1 k1)
-    Z2'Z2   dense  (q2 x q2)
-    W'Z2    dense  (p + 1 x q2)
-    W'W     dense  (p + 1 x p + 1)
+    Z_i'Z_i              block diagonal: one k_i x k_i block per level
+    [Z_{i+1..r}, Z_D]'Z_i  sparse: the later random-effects columns against Z_i
+    W'Z_i                dense  (p + 1 x m_i k_i)
+    Z_D'Z_D              dense  (q_D x q_D)
+    W'Z_D                dense  (p + 1 x q_D)
+    W'W                  dense  (p + 1 x p + 1)
 
 After this single pass over the data, one evaluation of the profiled deviance
 costs nothing in ``n``.
@@ -22,27 +24,40 @@ import scipy.sparse as sp
 
 from .grouping import term_model_matrix
 
-__all__ = ["CrossProducts", "cross_products"]
+__all__ = ["ClosedBlock", "CrossProducts", "cross_products"]
+
+
+@dataclass(frozen=True)
+class ClosedBlock:
+    """Cross-products of one term eliminated level by level."""
+
+    A: np.ndarray  # (m, k, k): per-level Gram matrices Z_j'Z_j
+    WZ: np.ndarray  # (p + 1, m, k)
+    later_Z: sp.csr_matrix  # (later random-effects columns, m k)
+
+    @property
+    def n_levels(self):
+        return self.A.shape[0]
+
+    @property
+    def n_coef(self):
+        return self.A.shape[1]
 
 
 @dataclass(frozen=True)
 class CrossProducts:
-    """Cross-products of ``[Z1, Z2, X, y]``; see the module docstring."""
+    """Cross-products of ``[Z_closed, Z_D, X, y]``; see the module docstring."""
 
     n: int
     p: int
-    k1: int
-    m1: int
-    A11: np.ndarray  # (m1, k1, k1)
-    Z2Z1: sp.csr_matrix  # (q2, m1 k1)
-    WZ1: np.ndarray  # (p + 1, m1, k1)
-    Z2Z2: np.ndarray  # (q2, q2)
-    WZ2: np.ndarray  # (p + 1, q2)
+    closed: tuple  # of ClosedBlock, in elimination order
+    ZdZd: np.ndarray  # (q_D, q_D)
+    WZd: np.ndarray  # (p + 1, q_D)
     WW: np.ndarray  # (p + 1, p + 1)
 
     @property
-    def q2(self):
-        return self.Z2Z2.shape[0]
+    def q_dense(self):
+        return self.ZdZd.shape[0]
 
 
 def _block_diagonal_gram(term):
@@ -57,43 +72,46 @@ def _block_diagonal_gram(term):
     return A
 
 
-def cross_products(X, y, terms):
-    """Cross-products for the terms, ``terms[0]`` being eliminated in closed form.
+def _hstack(matrices, n):
+    if not matrices:
+        return sp.csr_matrix((n, 0))
+    return sp.hstack(matrices, format="csr")
+
+
+def cross_products(X, y, closed_terms, dense_terms=()):
+    """Cross-products for closed terms (in elimination order) and dense terms.
 
     Parameters
     ----------
     X : ndarray of shape (n, p)
         Fixed-effects model matrix.
     y : ndarray of shape (n,)
-    terms : sequence of RandomTerm
-        At least one term; ``terms[0]`` should have the most levels.
+    closed_terms : sequence of RandomTerm
+        At least one; each must have all earlier closed terms nested in it.
+    dense_terms : sequence of RandomTerm
     """
     n, p = X.shape
     W = np.empty((n, p + 1))
     W[:, :p] = X
     W[:, p] = y
-    first, rest = terms[0], terms[1:]
-    Z1 = term_model_matrix(first)
-    WZ1 = np.asarray((Z1.T @ W).T).reshape(p + 1, first.n_levels, first.n_coef)
-    if rest:
-        Z2 = sp.hstack([term_model_matrix(t) for t in rest], format="csr")
-        Z2T = Z2.T.tocsr()
-        Z2Z1 = (Z2T @ Z1).tocsr()
-        Z2Z2 = (Z2T @ Z2).toarray()
-        WZ2 = np.asarray((Z2T @ W).T)
-    else:
-        Z2Z1 = sp.csr_matrix((0, first.n_columns))
-        Z2Z2 = np.zeros((0, 0))
-        WZ2 = np.zeros((p + 1, 0))
+    Z_closed = [term_model_matrix(t) for t in closed_terms]
+    Z_dense = _hstack([term_model_matrix(t) for t in dense_terms], n)
+    blocks = []
+    for i, (term, Z) in enumerate(zip(closed_terms, Z_closed, strict=True)):
+        later = _hstack(Z_closed[i + 1 :] + [Z_dense], n)
+        blocks.append(
+            ClosedBlock(
+                A=_block_diagonal_gram(term),
+                WZ=np.asarray((Z.T @ W).T).reshape(p + 1, term.n_levels, term.n_coef),
+                later_Z=(later.T.tocsr() @ Z).tocsr(),
+            )
+        )
+    Zd_T = Z_dense.T.tocsr()
     return CrossProducts(
         n=n,
         p=p,
-        k1=first.n_coef,
-        m1=first.n_levels,
-        A11=_block_diagonal_gram(first),
-        Z2Z1=Z2Z1,
-        WZ1=WZ1,
-        Z2Z2=Z2Z2,
-        WZ2=WZ2,
+        closed=tuple(blocks),
+        ZdZd=(Zd_T @ Z_dense).toarray(),
+        WZd=np.asarray((Zd_T @ W).T),
         WW=W.T @ W,
     )

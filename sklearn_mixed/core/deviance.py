@@ -16,6 +16,9 @@ and the conditional variances ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^-1 Lambda
 
 import numpy as np
 import scipy.linalg as la
+import scipy.sparse as sp
+
+from .cholesky import block_diagonal
 
 __all__ = [
     "conditional_covariance_blocks",
@@ -27,18 +30,20 @@ __all__ = [
 ]
 
 
-def log_determinants(factor, q2, p):
+def log_determinants(factor, p):
     """``(log|L_Z|^2, log|L_X|^2, r^2)`` of a :class:`BlockedFactor`."""
-    d11 = np.diagonal(factor.L11, axis1=1, axis2=2)
+    q = factor.q_dense
     d22 = np.diag(factor.L22)
-    logdet_Z = 2.0 * (np.log(d11).sum() + np.log(d22[:q2]).sum())
-    logdet_X = 2.0 * np.log(d22[q2 : q2 + p]).sum()
+    logdet_Z = 2.0 * np.log(d22[:q]).sum()
+    for stage in factor.stages:
+        logdet_Z += 2.0 * np.log(np.diagonal(stage.L, axis1=1, axis2=2)).sum()
+    logdet_X = 2.0 * np.log(d22[q : q + p]).sum()
     return logdet_Z, logdet_X, d22[-1] ** 2
 
 
-def profiled_deviance(factor, n, p, q2, method):
+def profiled_deviance(factor, n, p, method):
     """-2 log-likelihood (ML) or -2 REML criterion, profiled over beta and sigma."""
-    logdet_Z, logdet_X, pwrss = log_determinants(factor, q2, p)
+    logdet_Z, logdet_X, pwrss = log_determinants(factor, p)
     if method == "ml":
         return logdet_Z + n * (1.0 + np.log(2.0 * np.pi * pwrss / n))
     dof = n - p
@@ -51,61 +56,109 @@ def residual_variance(factor, n, p, method):
     return pwrss / (n if method == "ml" else n - p)
 
 
-def solve_coefficients(factor, q2, p):
-    """Fixed effects ``beta`` and spherical modes ``(u1, u2)`` by back substitution.
+def solve_coefficients(factor, p):
+    """Fixed effects and spherical modes by back substitution.
 
-    The last row of the augmented factor holds ``(c_u1', c_u2', c_beta')``;
-    ``[u2; beta]`` solves ``L22[:-1, :-1]' v = c`` and then, level by level,
-    ``L11[j]' u1_j = c_u1j - (C' v)_j``.
+    The last row of the augmented factor holds the right-hand side; ``[u_D;
+    beta]`` solves ``L22[:-1, :-1]' v = c``, then the closed terms, last
+    first, level by level: ``L_i[j]' u_ij = c_ij - (C_i' u_later - C_Xi' beta)_j``.
+
+    Returns
+    -------
+    beta : ndarray of shape (p,)
+    u_closed : list of ndarray of shape (m_i k_i,), in elimination order
+    u_dense : ndarray of shape (q_D,)
     """
-    L22 = factor.L22
+    L22, q = factor.L22, factor.q_dense
     v = la.solve_triangular(L22[:-1, :-1], L22[-1, :-1], lower=True, trans="T")
-    u2, beta = v[:q2], v[q2:]
-    m1, k1 = factor.L11.shape[:2]
-    C_W = factor.C_W
-    rhs = C_W[-1] - C_W[:p].T @ beta
-    if q2:
-        rhs = rhs - factor.C_Z.T @ u2
-    # u1_j = L11[j]^-T rhs_j
-    u1 = np.einsum("mkl,mk->ml", factor.L11_inv, rhs.reshape(m1, k1))
-    return beta, u1, u2
+    u_dense, beta = v[:q], v[q:]
+    u_closed = [None] * len(factor.stages)
+    for i in reversed(range(len(factor.stages))):
+        stage = factor.stages[i]
+        m, k = stage.L.shape[:2]
+        later = np.concatenate(u_closed[i + 1 :] + [u_dense])
+        rhs = stage.C_W[-1] - stage.C_W[:p].T @ beta - stage.C_Z.T @ later
+        # u_ij = L_i[j]^-T rhs_j
+        u_closed[i] = np.einsum("mkl,mk->ml", stage.L_inv, rhs.reshape(m, k)).ravel()
+    return beta, u_closed, u_dense
 
 
-def fixed_effects_covariance(factor, q2, p, sigma2):
+def fixed_effects_covariance(factor, p, sigma2):
     """``Var(beta_hat) = sigma^2 L_X^-T L_X^-1``."""
-    L_X = factor.L22[q2 : q2 + p, q2 : q2 + p]
+    q = factor.q_dense
+    L_X = factor.L22[q : q + p, q : q + p]
     L_X_inv = la.solve_triangular(L_X, np.eye(p), lower=True)
     return sigma2 * (L_X_inv.T @ L_X_inv)
 
 
-def conditional_covariance_blocks(factor, q2, term_sizes):
+def _column_pairs(G, k):
+    """``out[j, a, b] = sum_r G[r, j k + a] G[r, j k + b]`` for sparse or dense G."""
+    m = G.shape[1] // k
+    if not sp.issparse(G):
+        Gr = G.reshape(G.shape[0], m, k)
+        return np.einsum("rja,rjb->jab", Gr, Gr)
+    G = G.tocsc()
+    out = np.empty((m, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            out[:, a, b] = np.asarray(G[:, a::k].multiply(G[:, b::k]).sum(axis=0)).ravel()
+            out[:, b, a] = out[:, a, b]
+    return out
+
+
+def _rows_of(factor, h, s):
+    """Rows of closed term ``s`` (the dense terms when ``s`` is past the last
+    closed term) in stage ``h``'s ``C_Z``, laid out as [closed h+1..r, dense]."""
+    C = factor.stages[h].C_Z
+    if s == len(factor.stages):
+        return C[C.shape[0] - factor.q_dense :]
+    sizes = [stage.L.shape[0] * stage.L.shape[1] for stage in factor.stages]
+    start = sum(sizes[h + 1 : s])
+    return C[start : start + sizes[s]]
+
+
+def _inverse_factor_columns(factor, i, L_D_inv):
+    """The columns of ``L_Z^-1`` belonging to closed term ``i``, by stage.
+
+    ``L_Z x = e`` is solved forward: ``X_i = L_i^-1``, then for each later
+    closed term ``s``: ``X_s = -L_s^-1 sum_h C_sh X_h``, and for the dense
+    terms ``X_D = -L_D^-1 sum_h C_Dh X_h``.  Nesting keeps the ``X_s`` sparse.
+    """
+    stages = factor.stages
+    pieces = [block_diagonal(stages[i].L_inv)]
+    for s in range(i + 1, len(stages) + 1):
+        acc = _rows_of(factor, i, s) @ pieces[0]
+        for h in range(i + 1, s):
+            acc = acc + _rows_of(factor, h, s) @ pieces[h - i]
+        if s < len(stages):
+            pieces.append(-(block_diagonal(stages[s].L_inv) @ acc))
+        else:
+            pieces.append(-(L_D_inv @ acc.toarray()))
+    return pieces
+
+
+def conditional_covariance_blocks(factor, dense_sizes):
     """Diagonal blocks of ``(L_Z L_Z')^-1``, one (m, k, k) stack per term.
 
-    With ``L_Z = [[L11, 0], [C_Z, L2]]`` the inverse factor is
-    ``[[L11^-1, 0], [-L2^-1 C_Z L11^-1, L2^-1]]``, so the block of level ``j``
-    of term 1 is ``L11[j]^-T L11[j]^-1 + G_j' G_j`` with
-    ``G = L2^-1 C_Z L11^-1``, and the blocks of the other terms are Gram
-    matrices of column blocks of ``L2^-1``.
+    The block of a level is the Gram matrix of its columns of ``L_Z^-1``
+    (``(L_Z L_Z')^-1 = L_Z^-T L_Z^-1``).  Closed terms come first, in
+    elimination order, then the dense terms.
 
     Parameters
     ----------
-    term_sizes : list of (m, k)
-        Levels and coefficients per term, term 1 first.
+    dense_sizes : list of (m, k)
+        Levels and coefficients of the dense terms.
     """
-    L11_inv = factor.L11_inv
-    m1, k1 = L11_inv.shape[:2]
-    blocks = [np.swapaxes(L11_inv, 1, 2) @ L11_inv]
-    if not q2:
-        return blocks
-    L2_inv = la.solve_triangular(factor.L22[:q2, :q2], np.eye(q2), lower=True)
-    # G[:, j-block] = L2^-1 C_Z[:, j-block] L11[j]^-1
-    CL = np.einsum("rmk,mkl->rml", factor.C_Z.toarray().reshape(q2, m1, k1), L11_inv)
-    G = L2_inv @ CL.reshape(q2, m1 * k1)
-    G = G.reshape(q2, m1, k1)
-    blocks[0] = blocks[0] + np.einsum("rmk,rml->mkl", G, G)
+    q = factor.q_dense
+    L_D_inv = la.solve_triangular(factor.L22[:q, :q], np.eye(q), lower=True)
+    blocks = []
+    for i, stage in enumerate(factor.stages):
+        k = stage.L.shape[1]
+        pieces = _inverse_factor_columns(factor, i, L_D_inv)
+        blocks.append(sum(_column_pairs(piece, k) for piece in pieces))
     start = 0
-    for m, k in term_sizes[1:]:
-        cols = L2_inv[:, start : start + m * k].reshape(q2, m, k)
-        blocks.append(np.einsum("rmk,rml->mkl", cols, cols))
+    for m, k in dense_sizes:
+        cols = L_D_inv[:, start : start + m * k]
+        blocks.append(_column_pairs(cols, k))
         start += m * k
     return blocks

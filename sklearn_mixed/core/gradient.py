@@ -73,23 +73,24 @@ def _schur_adjoint(factor, q2, p, nu, reml):
 
 def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
     """Adjoint of term 1's ``T1``."""
-    m1, k1 = cp.m1, cp.k1
-    L11, L11_inv = factor.L11, factor.L11_inv
-    p1 = cp.WZ1.shape[0]
-    C_W = factor.C_W.reshape(p1, m1, k1)
+    blk, stage = cp.closed[0], factor.stages[0]
+    m1, k1 = blk.n_levels, blk.n_coef
+    L11, L11_inv = stage.L, stage.L_inv
+    p1 = blk.WZ.shape[0]
+    C_W = stage.C_W.reshape(p1, m1, k1)
     CbW = Cbar_W.reshape(p1, m1, k1)
     # Cbar_j' C_j summed over the rows of X, y and the other terms
     CtC = np.einsum("rja,rjb->jab", CbW, C_W)
-    if cp.q2:
-        CtC += _sparse_block_pairs(factor.C_Z.T.tocsr(), Cbar_Z.T, k1).transpose(0, 2, 1)
+    if cp.q_dense:
+        CtC += _sparse_block_pairs(stage.C_Z.T.tocsr(), Cbar_Z.T, k1).transpose(0, 2, 1)
     L_bar = -np.tril(np.swapaxes(L11_inv, 1, 2) @ CtC)
     L_bar[:, np.arange(k1), np.arange(k1)] += 2.0 / np.diagonal(L11, axis1=1, axis2=2)
     M11_bar = _cholesky_adjoint(L11, L11_inv, L_bar)
     # Bbar_j = Cbar_j L11[j]^-1
     Bbar_W = np.einsum("rjk,jkl->rjl", CbW, L11_inv)
-    T1_bar = 2.0 * np.einsum("jab,bc,jcd->ad", cp.A11, T1, M11_bar)
-    T1_bar += np.einsum("rja,rjb->ab", cp.WZ1, Bbar_W)
-    if cp.q2:
+    T1_bar = 2.0 * np.einsum("jab,bc,jcd->ad", blk.A, T1, M11_bar)
+    T1_bar += np.einsum("rja,rjb->ab", blk.WZ, Bbar_W)
+    if cp.q_dense:
         T1_bar += _column_block_pairs(G, Bbar_Z, k1)
     return T1_bar
 
@@ -118,29 +119,31 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
         ``dd/dT`` per term, term 1 first (full matrices; the caller keeps the
         free elements).
     """
-    n, p, q2 = cp.n, cp.p, cp.q2
+    n, p, q2 = cp.n, cp.p, cp.q_dense
+    stage = factor.stages[0]
+    m1, k1 = stage.L.shape[:2]
     reml = method == "reml"
     S_bar = _schur_adjoint(factor, q2, p, n - p if reml else n, reml)
-    C_W = factor.C_W
+    C_W = stage.C_W
     Cbar_W = -2.0 * (S_bar[q2:, q2:] @ C_W)
     Cbar_Z = None
     if q2:
-        C_Z = factor.C_Z
+        C_Z = stage.C_Z
         Cbar_W -= 2.0 * (C_Z.T @ S_bar[:q2, q2:]).T
         Cbar_Z = -2.0 * ((C_Z.T @ S_bar[:q2, :q2]).T + S_bar[:q2, q2:] @ C_W)
     G, H = Lambda1_Z2Z1
     Bbar_Z = None
     if q2:
         # Bbar_j = Cbar_j L11[j]^-1 for the other terms' rows
-        Bbar_Z = np.einsum(
-            "rjk,jkl->rjl", Cbar_Z.reshape(q2, cp.m1, cp.k1), factor.L11_inv
-        ).reshape(q2, cp.m1 * cp.k1)
+        Bbar_Z = np.einsum("rjk,jkl->rjl", Cbar_Z.reshape(q2, m1, k1), stage.L_inv).reshape(
+            q2, m1 * k1
+        )
     grads = [_term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G)]
     if not q2:
         return grads
     # Lambdabar2 = 2 Z2'Z2 Lambda2 Sbar_ZZ + 2 Z2'W Sbar_WZ + H Bbar_Z', diagonal blocks
-    ZZ_Lambda = (Lambda2.T @ cp.Z2Z2).T
-    dense_part = 2.0 * (ZZ_Lambda @ S_bar[:q2, :q2] + cp.WZ2.T @ S_bar[q2:, :q2])
+    ZZ_Lambda = (Lambda2.T @ cp.ZdZd).T
+    dense_part = 2.0 * (ZZ_Lambda @ S_bar[:q2, :q2] + cp.WZd.T @ S_bar[q2:, :q2])
     start = 0
     for m, k in rest_sizes:
         sl = slice(start, start + m * k)

@@ -11,18 +11,10 @@ import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
+import scipy.linalg as la
 from threadpoolctl import ThreadpoolController
 
-from .cholesky import BlockedFactor, block_diagonal, blocked_cholesky, relative_factor_matrix
-from .covariance import (
-    free_positions,
-    n_theta,
-    relative_factor,
-    theta_lower_bounds,
-    theta_start,
-)
-from .crossprod import cross_products
+from .cholesky import BlockedFactor
 from .deviance import (
     conditional_covariance_blocks,
     fixed_effects_covariance,
@@ -30,8 +22,8 @@ from .deviance import (
     residual_variance,
     solve_coefficients,
 )
-from .gradient import relative_factor_gradients
 from .optimize import minimize_deviance
+from .problem import MixedModelProblem
 
 __all__ = ["LMMFit", "fit_lmm", "rank_deficient_columns", "SINGULAR_TOLERANCE"]
 
@@ -121,48 +113,11 @@ def rank_deficient_columns(XtX, rtol=1e-10):
     return bad
 
 
-def _order_terms(terms):
-    """Term with the most levels first (eliminated in closed form)."""
-    first = max(range(len(terms)), key=lambda i: (terms[i].n_levels, terms[i].n_coef, -i))
-    return [first] + [i for i in range(len(terms)) if i != first]
-
-
-class _ThetaLayout:
-    """Where each term's parameters sit in the theta vector (user order)."""
-
-    def __init__(self, terms):
-        self.terms = terms
-        sizes = [n_theta(t.n_coef, t.structure) for t in terms]
-        self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])
-        self.start = np.concatenate(
-            [theta_start(t.n_coef, t.structure) for t in terms] or [np.zeros(0)]
-        )
-        self.lower = np.concatenate(
-            [theta_lower_bounds(t.n_coef, t.structure) for t in terms] or [np.zeros(0)]
-        )
-
-    def factors(self, theta):
-        return [
-            relative_factor(theta[s], t.n_coef, t.structure)
-            for t, s in zip(self.terms, self.slices, strict=True)
-        ]
-
-    def theta_gradient(self, T_grads):
-        """dd/dtheta from dd/dT per term (user order): the free elements of T."""
-        out = np.empty(self.start.size)
-        for t, s, g in zip(self.terms, self.slices, T_grads, strict=True):
-            rows, cols = free_positions(t.n_coef, t.structure)
-            out[s] = g[rows, cols]
-        return out
-
-
-def _plain_linear_factor(cp_WW, p):
+def _plain_linear_factor(X, y):
     """Factor of the augmented system when there are no random effects."""
-    from scipy.linalg import cholesky
-
-    L22 = cholesky(cp_WW, lower=True, check_finite=False)
-    empty = np.zeros((0, 1, 1))
-    return BlockedFactor(empty, empty, sp.csr_matrix((0, 0)), np.zeros((p + 1, 0)), L22)
+    W = np.column_stack([X, y])
+    L22 = la.cholesky(W.T @ W, lower=True, check_finite=False)
+    return BlockedFactor(stages=(), L22=L22, q_dense=0)
 
 
 def fit_lmm(X, y, terms, *, method="reml", max_iter=500, tol=1e-10):
@@ -176,109 +131,68 @@ def fit_lmm(X, y, terms, *, method="reml", max_iter=500, tol=1e-10):
     terms : list of RandomTerm
         May be empty (a linear model fitted by the same criterion).
     method : {"reml", "ml"}
+    max_iter : int
+        Maximum number of optimizer iterations.
+    tol : float
+        Relative tolerance on the deviance.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     n, p = X.shape
     if not terms:
-        WW = np.column_stack([X, y]).T @ np.column_stack([X, y])
-        factor = _plain_linear_factor(WW, p)
-        return _assemble(factor, [], [], np.zeros(0), method, n, p, None)
-    order = _order_terms(terms)
-    ordered = [terms[i] for i in order]
-    layout = _ThetaLayout(terms)
-    cp = cross_products(X, y, ordered)
-    n_levels_rest = [t.n_levels for t in ordered[1:]]
-
-    rest_sizes = [(t.n_levels, t.n_coef) for t in ordered[1:]]
-
-    def factorize(theta):
-        T = layout.factors(theta)
-        T_ordered = [T[i] for i in order]
-        Lambda2 = relative_factor_matrix(T_ordered[1:], n_levels_rest)
-        return blocked_cholesky(cp, T_ordered[0], Lambda2), T, T_ordered, Lambda2
-
-    def deviance(theta):
-        return profiled_deviance(factorize(theta)[0], n, p, cp.q2, method)
-
-    def value_and_gradient(theta):
-        factor, _, T_ordered, Lambda2 = factorize(theta)
-        value = profiled_deviance(factor, n, p, cp.q2, method)
-        T1 = T_ordered[0]
-        if cp.q2:
-            Lambda1 = block_diagonal(np.broadcast_to(T1, (cp.m1,) + T1.shape))
-            products = ((Lambda2.T @ cp.Z2Z1).tocsr(), (cp.Z2Z1 @ Lambda1).tocsr())
-        else:
-            products = (None, None)
-        grads = relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, products, method)
-        user_grads = [None] * len(order)
-        for pos, term_index in enumerate(order):
-            user_grads[term_index] = grads[pos]
-        return value, layout.theta_gradient(user_grads)
-
-    with _blas_thread_limit(cp.q2 + p + 1):
+        return _assemble(None, _plain_linear_factor(X, y), [], np.zeros(0), n, p, method, None)
+    problem = MixedModelProblem(X, y, terms, method)
+    with _blas_thread_limit(problem.cp.q_dense + p + 1):
         outcome = minimize_deviance(
-            deviance,
-            layout.start,
-            layout.lower,
-            value_and_gradient=value_and_gradient,
+            problem.deviance,
+            problem.layout.start,
+            problem.layout.lower,
+            value_and_gradient=problem.value_and_gradient if problem.has_gradient else None,
             max_iter=max_iter,
             tol=tol,
         )
-        factor, T = factorize(outcome.theta)[:2]
-        return _assemble(
-            factor,
-            ordered,
-            [T[i] for i in order],
-            outcome.theta,
-            method,
-            n,
-            p,
-            outcome,
-            order=order,
-            layout=layout,
-        )
+        factor, T = problem.factorize(outcome.theta)
+        return _assemble(problem, factor, T, outcome.theta, n, p, method, outcome)
 
 
-def _assemble(factor, ordered, T_ordered, theta, method, n, p, outcome, order=(), layout=None):
+def _modes_and_conditional_covariances(problem, factor, T, u_closed, u_dense, sigma2):
+    """Conditional modes ``b = T u`` and ``Var(b | y)`` per term, in user order."""
+    terms = problem.terms
+    dense_sizes = [(terms[i].n_levels, terms[i].n_coef) for i in problem.dense]
+    blocks = conditional_covariance_blocks(factor, dense_sizes)
+    dense_columns = np.cumsum([m * k for m, k in dense_sizes])[:-1]
+    u_parts = u_closed + (np.split(u_dense, dense_columns) if dense_sizes else [])
+    b, cond = [None] * len(terms), [None] * len(terms)
+    for term_index, u, B in zip(problem.order, u_parts, blocks, strict=True):
+        term, Tj = terms[term_index], T[term_index]
+        b[term_index] = u.reshape(term.n_levels, term.n_coef) @ Tj.T  # b_j = T u_j
+        cond[term_index] = sigma2 * (Tj[None] @ B @ Tj.T[None])
+    return b, cond
+
+
+def _assemble(problem, factor, T, theta, n, p, method, outcome):
     """Solution, variances and diagnostics from the factor at the optimum."""
-    q2 = factor.C_Z.shape[0]
-    beta, u1, u2 = solve_coefficients(factor, q2, p)
+    beta, u_closed, u_dense = solve_coefficients(factor, p)
     sigma2 = residual_variance(factor, n, p, method)
-    beta_cov = fixed_effects_covariance(factor, q2, p, sigma2)
-    deviance = profiled_deviance(factor, n, p, q2, method)
-    b, cond = [None] * len(ordered), [None] * len(ordered)
-    if ordered:
-        sizes = [(t.n_levels, t.n_coef) for t in ordered]
-        blocks = conditional_covariance_blocks(factor, q2, sizes)
-        rest_columns = np.cumsum([m * k for m, k in sizes[1:]])
-        u_parts = [u1] + np.split(u2, rest_columns[:-1]) if len(sizes) > 1 else [u1]
-        parts = zip(order, T_ordered, u_parts, blocks, sizes, strict=True)
-        for term_index, T, u, B, (m, k) in parts:
-            b[term_index] = u.reshape(m, k) @ T.T  # b_j = T u_j
-            cond[term_index] = sigma2 * (T[None] @ B @ T.T[None])
-    T_user = [None] * len(ordered)
-    for pos, term_index in enumerate(order):
-        T_user[term_index] = T_ordered[pos]
-    singular = bool(
-        layout is not None and np.any(np.isfinite(layout.lower) & (theta < SINGULAR_TOLERANCE))
-    )
+    b, cond = [], []
+    if problem is not None:
+        b, cond = _modes_and_conditional_covariances(problem, factor, T, u_closed, u_dense, sigma2)
     return LMMFit(
         method=method,
         n=n,
         p=p,
         theta=np.asarray(theta, dtype=float),
-        T=T_user,
+        T=T,
         beta=beta,
         b=b,
         sigma2=float(sigma2),
-        beta_cov=beta_cov,
+        beta_cov=fixed_effects_covariance(factor, p, sigma2),
         conditional_cov=cond,
-        deviance=float(deviance),
+        deviance=float(profiled_deviance(factor, n, p, method)),
         n_iter=outcome.n_iter if outcome else 1,  # closed form: one factorization
         n_evaluations=outcome.n_evaluations if outcome else 1,
         converged=outcome.converged if outcome else True,
         message=outcome.message if outcome else "closed form",
-        singular=singular,
-        term_cov=[sigma2 * T @ T.T for T in T_user],
+        singular=problem is not None and problem.singular(theta, SINGULAR_TOLERANCE),
+        term_cov=[sigma2 * Tj @ Tj.T for Tj in T],
     )

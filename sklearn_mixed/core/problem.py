@@ -1,0 +1,145 @@
+"""A mixed model's data, reduced once, as a function of theta.
+
+:class:`MixedModelProblem` holds the cross-products and the elimination plan,
+and maps ``theta`` to the blocked factor (:mod:`.cholesky`), the profiled
+deviance (:mod:`.deviance`) and its gradient (:mod:`.gradient`).
+"""
+
+import numpy as np
+
+from .cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
+from .covariance import free_positions, n_theta, relative_factor, theta_lower_bounds, theta_start
+from .crossprod import cross_products
+from .deviance import profiled_deviance
+from .gradient import relative_factor_gradients
+from .grouping import is_nested_in
+
+__all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
+
+
+def elimination_order(terms):
+    """Split terms into closed (eliminated level by level) and dense ones.
+
+    The term with the most levels comes first; then, while some remaining
+    term has every closed term nested in it, the one with the most levels
+    joins them (nested factors: ``batch:cask`` then ``batch``).  The rest
+    (crossed factors) are dense.
+
+    Returns
+    -------
+    closed, dense : list of int
+        Indices into ``terms``.
+    """
+    remaining = sorted(range(len(terms)), key=lambda i: (-terms[i].n_levels, -terms[i].n_coef, i))
+    closed = [remaining.pop(0)]
+    while True:
+        nesting = [
+            i
+            for i in remaining
+            if all(is_nested_in(terms[c].codes, terms[i].codes) for c in closed)
+        ]
+        if not nesting:
+            return closed, remaining
+        closed.append(nesting[0])
+        remaining.remove(nesting[0])
+
+
+class ThetaLayout:
+    """Where each term's parameters sit in the theta vector (user order)."""
+
+    def __init__(self, terms):
+        self.terms = terms
+        sizes = [n_theta(t.n_coef, t.structure) for t in terms]
+        self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])
+        self.start = np.concatenate(
+            [theta_start(t.n_coef, t.structure) for t in terms] or [np.zeros(0)]
+        )
+        self.lower = np.concatenate(
+            [theta_lower_bounds(t.n_coef, t.structure) for t in terms] or [np.zeros(0)]
+        )
+
+    def factors(self, theta):
+        """Relative factor ``T`` per term."""
+        return [
+            relative_factor(theta[s], t.n_coef, t.structure)
+            for t, s in zip(self.terms, self.slices, strict=True)
+        ]
+
+    def theta_gradient(self, T_grads):
+        """dd/dtheta from dd/dT per term: the free elements of each T."""
+        out = np.empty(self.start.size)
+        for t, s, g in zip(self.terms, self.slices, T_grads, strict=True):
+            rows, cols = free_positions(t.n_coef, t.structure)
+            out[s] = g[rows, cols]
+        return out
+
+
+class MixedModelProblem:
+    """Cross-products and elimination plan of ``y ~ X + terms``; theta -> factor.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n,)
+    terms : list of RandomTerm
+        At least one term.
+    method : {"reml", "ml"}
+    """
+
+    def __init__(self, X, y, terms, method):
+        self.n, self.p = X.shape
+        self.method = method
+        self.terms = terms
+        self.closed, self.dense = elimination_order(terms)
+        self.order = self.closed + self.dense  # elimination order
+        self.layout = ThetaLayout(terms)
+        self.cp = cross_products(
+            X, y, [terms[i] for i in self.closed], [terms[i] for i in self.dense]
+        )
+
+    @property
+    def has_gradient(self):
+        """The analytic gradient covers one closed term (the others dense)."""
+        return len(self.closed) == 1
+
+    def factorize(self, theta):
+        """Blocked factor at theta, and ``T`` per term (user order)."""
+        T = self.layout.factors(theta)
+        factor = blocked_cholesky(
+            cp=self.cp, T_closed=[T[i] for i in self.closed], Lambda_dense=self._dense_lambda(T)
+        )
+        return factor, T
+
+    def _dense_lambda(self, T):
+        return relative_factor_matrix(
+            [T[i] for i in self.dense], [self.terms[i].n_levels for i in self.dense]
+        )
+
+    def deviance(self, theta):
+        return profiled_deviance(self.factorize(theta)[0], self.n, self.p, self.method)
+
+    def value_and_gradient(self, theta):
+        """Deviance and its analytic gradient (when :attr:`has_gradient`)."""
+        factor, T = self.factorize(theta)
+        value = profiled_deviance(factor, self.n, self.p, self.method)
+        T1 = T[self.closed[0]]
+        Lambda2 = self._dense_lambda(T)
+        products = (None, None)
+        if self.cp.q_dense:
+            later_Z = self.cp.closed[0].later_Z
+            Lambda1 = block_diagonal(
+                np.broadcast_to(T1, (later_Z.shape[1] // T1.shape[0],) + T1.shape)
+            )
+            products = ((Lambda2.T @ later_Z).tocsr(), (later_Z @ Lambda1).tocsr())
+        sizes = [(self.terms[i].n_levels, self.terms[i].n_coef) for i in self.dense]
+        grads = relative_factor_gradients(
+            self.cp, factor, T1, Lambda2, sizes, products, self.method
+        )
+        user_grads = [None] * len(self.order)
+        for pos, term_index in enumerate(self.order):
+            user_grads[term_index] = grads[pos]
+        return value, self.layout.theta_gradient(user_grads)
+
+    def singular(self, theta, tol):
+        """lme4's isSingular: a bounded element of theta below ``tol``."""
+        return bool(np.any(np.isfinite(self.layout.lower) & (theta < tol)))

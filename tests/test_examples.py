@@ -1,0 +1,152 @@
+"""The examples and the documentation's code run, and print what they promise.
+
+Every ``examples/*.py`` runs in a subprocess (``MPLBACKEND=Agg``, so no
+window opens); the ``plot_*`` examples are skipped without matplotlib, an
+optional dependency.  The ```` ```python ```` blocks of ``README.md`` and
+``docs/*.md`` run too, each document's blocks in order in one process, so the
+snippets users copy keep working.  The subprocesses are started together, as
+many at a time as there are CPUs, when the first test of this module needs one.
+"""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+TIMEOUT = 120  # seconds per subprocess; each takes a few
+
+
+def _python_blocks(text):
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+DOCUMENTS = [
+    path
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    if path.is_file() and _python_blocks(path.read_text(encoding="utf-8"))
+]
+
+# Lines each example must print (REML criteria as lme4 prints them, 4 decimals).
+EXPECTED_OUTPUT = {
+    "demo.py": [
+        "REML criterion at convergence: 1786.4651",  # (a) sleepstudy, (1 | Subject)
+        "95% of subject intercepts lie in a +- 1.96 tau = 251.41 +- 72.76",
+        "REML criterion at convergence: 330.8606",  # (b) Penicillin, crossed
+        "REML criterion at convergence: 246.9907",  # (c) Pastes, nested
+        "(batch:cask is nested in batch)",
+        "REML criterion at convergence: 46640.3983",  # (d) Hsb82, correlated
+        "REML criterion at convergence: 46640.6630",  # (d) Hsb82, diagonal
+        "REML criterion at convergence: 1743.6283",  # (e) sleepstudy, (Days | Subject)
+        "lme4 1.1-31 reports",
+        "R^2 with groups",
+    ],
+    "plot_sleepstudy.py": [
+        "REML criterion at convergence: 1743.6283",
+        "95% of subject slopes lie in 10.47 +- 11.61",
+    ],
+    "plot_penicillin.py": [
+        "REML criterion at convergence: 330.8606",
+        "95% of the measurements of one plate and sample lie within +- 1.08 mm",
+    ],
+    "plot_hsb82.py": [
+        "REML criterion at convergence: 46640.3983",
+        "95% of school ses slopes lie in 2.39 +- 1.26",
+    ],
+}
+
+# Lines the documents' snippets must print.
+EXPECTED_SNIPPET_OUTPUT = {
+    "README.md": ["REML criterion at convergence: 1743.6283", "[253.7 273.3 293. ]"],
+    "lme4_users.md": ["[('batch:cask', 'batch')]"],
+    "new_groups.md": ["True"],
+}
+
+README_COMMANDS = [
+    'pip install -e ".[tests]" && python examples/demo.py',
+    'pip install -e ".[tests]" && python -m pytest -q',
+]
+
+
+def _run_python(args):
+    """Run ``python *args`` from the project root; the CompletedProcess."""
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "Agg"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """name -> Future of the CompletedProcess, for every example and document."""
+    jobs = {}
+    for path in EXAMPLES:
+        if HAS_MATPLOTLIB or not path.name.startswith("plot_"):
+            jobs[path.name] = [str(path)]
+    snippets = tmp_path_factory.mktemp("snippets")
+    for path in DOCUMENTS:
+        script = snippets / f"{path.stem}_snippets.py"
+        script.write_text("\n\n".join(_python_blocks(path.read_text("utf-8"))), "utf-8")
+        jobs[path.name] = [str(script)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {name: pool.submit(_run_python, args) for name, args in jobs.items()}
+        yield futures
+        pool.shutdown(cancel_futures=True)
+
+
+def _check(result, expected, what):
+    assert result.returncode == 0, (
+        f"{what} failed (exit code {result.returncode}):\n{result.stdout[-3000:]}\n"
+        f"{result.stderr[-3000:]}"
+    )
+    missing = [line for line in expected if line not in result.stdout]
+    assert not missing, f"{what} did not print {missing!r}; output:\n{result.stdout[-3000:]}"
+
+
+def test_every_example_is_checked():
+    assert {path.name for path in EXAMPLES} == set(EXPECTED_OUTPUT)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path, runs):
+    if path.name.startswith("plot_") and not HAS_MATPLOTLIB:
+        pytest.skip("matplotlib is not installed (optional: pip install 'sklearn-mixed[plot]')")
+    result = runs[path.name].result()
+    _check(result, EXPECTED_OUTPUT.get(path.name, []), f"examples/{path.name}")
+
+
+def test_documents_with_snippets_are_found():
+    assert "README.md" in {path.name for path in DOCUMENTS}
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
+def test_document_snippets_run(path, runs):
+    result = runs[path.name].result()
+    _check(result, EXPECTED_SNIPPET_OUTPUT.get(path.name, []), f"the python blocks of {path.name}")
+
+
+def test_readme_starts_with_the_two_commands():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = re.search(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M)
+    assert first_block is not None and first_block.group(1) == "bash"
+    lines = first_block.group(2).splitlines()
+    assert len(lines) == 2
+    for line, command in zip(lines, README_COMMANDS, strict=True):
+        assert line.startswith(command + " "), line
+        assert "#" in line[len(command) :], f"command not commented: {line!r}"
+    before = text[: first_block.start()].strip().splitlines()
+    assert len(before) <= 1, "only a title line may precede the commands"
