@@ -107,6 +107,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     log_likelihood_ : float
         REML criterion for ``method="reml"``, log-likelihood otherwise (the
         value of lme4's ``logLik``).
+    deviance_ : float
+        ``-2 log_likelihood_`` (lme4's "REML criterion at convergence" for REML).
     aic_, bic_ : float
         Information criteria from ``log_likelihood_``.
     n_iter_ : int
@@ -123,6 +125,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         Pairs ``(inner, outer)`` of factors found nested in the data.
     random_slope_names_ : dict of str -> list of str
         Features with random slopes, per factor.
+    covariance_structures_ : dict of str -> str
+        ``"unstructured"`` or ``"diagonal"``, per factor.
+    n_obs_ : int
+        Number of observations used in ``fit``.
     n_features_in_ : int
         Number of features (grouping columns excluded).
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -168,7 +174,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     """
 
     __metadata_request__fit = {"groups": True}
-    __metadata_request__predict = {"groups": True}
+    # return_std is requested too, so that a routed Pipeline.predict(X, return_std=True)
+    # reaches this estimator without a set_predict_request call.
+    __metadata_request__predict = {"groups": True, "return_std": True}
     __metadata_request__score = {"groups": True}
 
     _parameter_constraints: dict = {
@@ -306,6 +314,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.n_groups_ = {t.name: t.n_levels for t in terms}
         self.nested_ = nesting_pairs(self.group_names_, [t.codes for t in terms])
         self.random_slope_names_ = {t.name: list(t.covariate_names[1:]) for t in terms}
+        self.covariance_structures_ = {t.name: t.structure for t in terms}
         self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
         self.random_effects_ = {
             t.name: pd.DataFrame(
@@ -421,7 +430,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         for name, lab in zip(names, labels, strict=True):
             code = self._levels[name].get_indexer(pd.Index(lab))
             if self.new_groups == "error" and np.any(code < 0):
-                unseen = pd.unique(np.asarray(lab)[code < 0])
+                unseen = pd.unique(np.asarray(lab)[code < 0]).tolist()
                 raise ValueError(
                     f"grouping factor {name!r} has {len(unseen)} level(s) not seen in fit: "
                     f"{list(unseen[:10])!r}{' ...' if len(unseen) > 10 else ''}. Set "
@@ -480,6 +489,31 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         score : float
         """
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+    def effect_ranges(self, level=0.95):
+        """Where ``level`` of the group effects and of one group's observations lie.
+
+        For each factor and term (intercept, slopes): the population value
+        ``a`` (its fixed effect) and the standard deviation ``tau`` of the
+        groups around it, so that ``a +- z tau`` holds ``level`` of the group
+        coefficients (``z = 1.96`` for 95%).  The ``("Residual",
+        "observations")`` row gives ``+- z sigma``: ``level`` of one group's
+        observations lie within it of that group's own mean.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+
+        Returns
+        -------
+        ranges : DataFrame
+            Indexed by ``(factor, term)``; columns ``center``, ``std_dev``,
+            ``lower``, ``upper``.
+        """
+        check_is_fitted(self)
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        return _results.effect_ranges(self, level)
 
     def summary(self):
         """A report like lme4's ``print(fit)``, as a string.

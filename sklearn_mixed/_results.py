@@ -71,17 +71,25 @@ def effect_ranges(est, level=0.95):
 
 
 def _format_random_effects(est):
-    lines = [" Groups   Name          Variance    Std.Dev.  Corr"]
+    """lme4's variance-component table; no correlations for diagonal terms."""
+    width = max([len("Residual")] + [len(f) for f in est.group_names_])
+    names_width = max([len("Name")] + [len(c) for df in est.random_effects_.values() for c in df])
+    lines = [
+        f" {'Groups':<{width}} {'Name':<{names_width}} {'Variance':>10} {'Std.Dev.':>10}  Corr"
+    ]
     for factor in est.group_names_:
         cov = est.random_effects_cov_[factor]
         sd, corr = covariance_to_sd_corr(cov)
-        names = est.random_effects_[factor].columns
-        for i, name in enumerate(names):
+        correlated = est.covariance_structures_[factor] == "unstructured"
+        for i, name in enumerate(est.random_effects_[factor].columns):
             label = factor if i == 0 else ""
-            corr_txt = " ".join(f"{corr[i, j]:5.2f}" for j in range(i))
-            lines.append(f" {label:<8} {name:<12} {cov[i, i]:10.4g} {sd[i]:10.4g}  {corr_txt}")
+            corr_txt = " ".join(f"{corr[i, j]:5.2f}" for j in range(i)) if correlated else ""
+            row = f" {label:<{width}} {name:<{names_width}} {cov[i, i]:10.4g} {sd[i]:10.4g}"
+            lines.append(f"{row}  {corr_txt}".rstrip())
     sigma2 = est.residual_variance_
-    lines.append(f" {'Residual':<8} {'':<12} {sigma2:10.4g} {np.sqrt(sigma2):10.4g}")
+    lines.append(
+        f" {'Residual':<{width}} {'':<{names_width}} {sigma2:10.4g} {np.sqrt(sigma2):10.4g}"
+    )
     return lines
 
 
@@ -125,8 +133,9 @@ def summary_report(est):
     lines += ["", "Fixed effects:"]
     fe = est.fixed_effects_.rename(
         columns={"estimate": "Estimate", "std_error": "Std. Error", "t_value": "t value"}
-    )
-    lines += ["  " + line for line in fe.to_string(float_format=lambda v: f"{v:.4f}").splitlines()]
+    ).rename_axis(None)
+    table = fe.to_string(float_format=lambda v: f"{v:.4f}")
+    lines += ["  " + line.rstrip() for line in table.splitlines()]
     if est.group_names_:
         lines += [""] + _format_ranges(est)
     status = "converged" if est.converged_ else "did NOT converge"
