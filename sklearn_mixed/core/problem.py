@@ -17,26 +17,36 @@ from .grouping import is_nested_in
 __all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
 
 
-def elimination_order(terms):
+# A nesting term with fewer random-effect columns than this stays in the dense
+# block: a small dense Cholesky (with the analytic gradient) beats sparse
+# bookkeeping; beyond it, the dense block would grow with the square of its size.
+DENSE_LIMIT = 500
+
+
+def elimination_order(terms, dense_limit=None):
     """Split terms into closed (eliminated level by level) and dense ones.
 
     The term with the most levels comes first; then, while some remaining
-    term has every closed term nested in it, the one with the most levels
-    joins them (nested factors: ``batch:cask`` then ``batch``).  The rest
-    (crossed factors) are dense.
+    term with at least ``dense_limit`` columns has every closed term nested in
+    it, the one with the most levels joins them (nested factors: ``batch:cask``
+    then ``batch``), so that nested factors keep their sparsity.  The rest
+    (crossed factors, and small outer factors) are dense.
 
     Returns
     -------
     closed, dense : list of int
         Indices into ``terms``.
     """
+    if dense_limit is None:
+        dense_limit = DENSE_LIMIT
     remaining = sorted(range(len(terms)), key=lambda i: (-terms[i].n_levels, -terms[i].n_coef, i))
     closed = [remaining.pop(0)]
     while True:
         nesting = [
             i
             for i in remaining
-            if all(is_nested_in(terms[c].codes, terms[i].codes) for c in closed)
+            if terms[i].n_columns >= dense_limit
+            and all(is_nested_in(terms[c].codes, terms[i].codes) for c in closed)
         ]
         if not nesting:
             return closed, remaining
