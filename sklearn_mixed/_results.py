@@ -32,9 +32,11 @@ def variance_components_table(terms, term_cov, sigma2):
         for name, var in zip(term.covariate_names, np.diag(cov), strict=True):
             rows.append((term.name, name, float(var)))
     rows.append(("Residual", "", float(sigma2)))
-    table = pd.DataFrame(rows, columns=["factor", "term", "variance"])
-    table["std_dev"] = np.sqrt(np.clip(table["variance"], 0.0, None))
-    return table.set_index(["factor", "term"])
+    variance = np.array([r[2] for r in rows])
+    index = pd.MultiIndex.from_tuples([r[:2] for r in rows], names=["factor", "term"])
+    return pd.DataFrame(
+        {"variance": variance, "std_dev": np.sqrt(np.clip(variance, 0.0, None))}, index=index
+    )
 
 
 def zero_variance_terms(components, tol=1e-10):

@@ -58,13 +58,19 @@ class BlockedFactor:
 
 
 def block_diagonal(blocks):
-    """Sparse block-diagonal matrix from an (m, k, k) stack of blocks."""
+    """Sparse (CSR) block-diagonal matrix from an (m, k, k) stack of blocks."""
     m, k, _ = blocks.shape
-    return sp.bsr_matrix((blocks, np.arange(m), np.arange(m + 1)), shape=(m * k, m * k)).tocsr()
+    # row j k + a holds columns j k .. j k + k - 1
+    indices = (np.arange(m * k)[:, None] // k * k + np.arange(k)[None, :]).ravel()
+    indptr = np.arange(0, m * k * k + 1, k)
+    data = np.ascontiguousarray(blocks).reshape(-1)
+    return sp.csr_matrix((data, indices, indptr), shape=(m * k, m * k))
 
 
 def relative_factor_matrix(T_blocks, n_levels):
     """Sparse ``Lambda = diag(I_m (x) T)`` over several terms."""
+    if not T_blocks:
+        return _EMPTY
     parts = [
         block_diagonal(np.broadcast_to(T, (m,) + T.shape))
         for T, m in zip(T_blocks, n_levels, strict=True)
@@ -72,10 +78,15 @@ def relative_factor_matrix(T_blocks, n_levels):
     return _block_diag(parts)
 
 
+_EMPTY = sp.csr_matrix((0, 0))
+
+
 def _block_diag(parts):
     parts = [P for P in parts if P.shape[0]]
     if not parts:
-        return sp.csr_matrix((0, 0))
+        return _EMPTY
+    if len(parts) == 1:
+        return parts[0]
     return sp.block_diag(parts, format="csr")
 
 
@@ -94,7 +105,10 @@ def _eliminate(D, B_Z, B_W, k):
     """Factor the block-diagonal ``D`` and form ``C = B L^-T`` for later rows."""
     L = np.linalg.cholesky(D)
     L_inv = np.linalg.inv(L)
-    C_Z = (B_Z @ block_diagonal(np.swapaxes(L_inv, 1, 2))).tocsr()
+    if B_Z.shape[0]:
+        C_Z = (B_Z @ block_diagonal(np.swapaxes(L_inv, 1, 2))).tocsr()
+    else:
+        C_Z = B_Z
     p1, m = B_W.shape[0], D.shape[0]
     C_W = np.einsum("rmk,mlk->rml", B_W.reshape(p1, m, k), L_inv).reshape(p1, m * k)
     return EliminatedTerm(L=L, L_inv=L_inv, C_Z=C_Z, C_W=C_W)
@@ -107,7 +121,10 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
     # D_j = T' A_j T + I - (fill-in of earlier stages), block diagonal by nesting
     D = T.T[None, :, :] @ blk.A @ T[None, :, :]
     D[:, np.arange(k), np.arange(k)] += 1.0
-    B_Z = Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))
+    if blk.later_Z.shape[0]:
+        B_Z = Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))
+    else:
+        B_Z = sp.csr_matrix((0, m * k))
     B_W = np.einsum("rmk,kl->rml", blk.WZ, T).reshape(-1, m * k)
     for h, stage in enumerate(stages):
         start = row_offsets[h][i]
@@ -115,7 +132,7 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
         D -= block_diagonal_pairs(C_i, k)
         B_Z = B_Z - stage.C_Z[start + m * k :] @ C_i.T
         B_W = B_W - (C_i @ stage.C_W.T).T
-    return _eliminate(D, sp.csr_matrix(B_Z), B_W, k)
+    return _eliminate(D, sp.csr_matrix(B_Z) if not sp.issparse(B_Z) else B_Z, B_W, k)
 
 
 def _dense_schur_complement(cp, Lambda_dense, stages):
