@@ -288,13 +288,19 @@ def test_group_cols_grid_search_group_kfold_without_routing(sleep):
     assert gs.best_score_ == pytest.approx(lr.mean(), abs=0.02)
 
 
-def test_column_transformer_recipe(sleep):
-    df, X, y, g = sleep
-    ct = ColumnTransformer(
+def _recipe_preprocessor():
+    """The documented recipe: scale the features, pass the grouping column
+    through under its own name, in a DataFrame."""
+    return ColumnTransformer(
         [("num", StandardScaler(), ["Days"])],
         remainder="passthrough",
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
+
+
+def test_column_transformer_recipe(sleep):
+    df, X, y, g = sleep
+    ct = _recipe_preprocessor()
     pipe = make_pipeline(ct, MixedLinearRegressor(random_slopes=["Days"], group_cols=["Subject"]))
     Xg = df[["Days", "Subject"]]
     pipe.fit(Xg, y)
@@ -513,11 +519,7 @@ def test_group_cols_with_group_kfold_and_routing(sleep):
     """With group_cols the estimator does not request `groups`, so a routed
     GroupKFold consumes them alone and the model reads its groups from X."""
     df, X, y, g = sleep
-    ct = ColumnTransformer(
-        [("num", StandardScaler(), ["Days"])],
-        remainder="passthrough",
-        verbose_feature_names_out=False,
-    ).set_output(transform="pandas")
+    ct = _recipe_preprocessor()
     pipe = make_pipeline(ct, MixedLinearRegressor(group_cols=["Subject"], random_slopes=["Days"]))
     data = df[["Days", "Subject"]]
     with sklearn.config_context(enable_metadata_routing=True):
