@@ -246,10 +246,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         )
         design = self._fixed_design(X)
         self._check_full_rank(design)
-        terms = self._random_terms(X, groups)
+        terms, slopes = self._random_terms(X, groups)
         fit = fit_lmm(design, y, terms, method=self.method, max_iter=self.max_iter, tol=self.tol)
-        self._store_fit(fit, terms)
-        self._warn_about_fit(fit, terms)
+        self._store_fit(fit, terms, slopes)
+        self._warn_about_fit(fit)
         return self
 
     def _feature_names(self):
@@ -280,10 +280,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             )
 
     def _random_terms(self, X, groups):
-        """RandomTerm per grouping factor, in the order given."""
+        """RandomTerm per grouping factor, in the order given, and the
+        column indices of each factor's random slopes."""
         if groups is None:
-            self._factor_spec = ([], {})
-            return []
+            return [], {}
         names, labels = validate_groups(groups, X.shape[0])
         slopes = resolve_random_slopes(self.random_slopes, names, self._feature_names())
         structure = resolve_covariance(self.covariance, names)
@@ -296,10 +296,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             covariates = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in idx])
             cov_names = (INTERCEPT,) + tuple(feature_names[j] for j in idx)
             terms.append(RandomTerm(name, codes, levels, covariates, cov_names, structure[name]))
-        self._factor_spec = (names, slopes)
-        return terms
+        return terms, slopes
 
-    def _store_fit(self, fit, terms):
+    def _store_fit(self, fit, terms, slopes):
         names = self._fixed_names()
         beta = fit.beta
         if self.fit_intercept:
@@ -326,7 +325,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
         }
         self._levels = {t.name: pd.Index(t.levels) for t in terms}
-        self._slope_index = {t.name: self._factor_spec[1][t.name] for t in terms}
+        self._slope_index = slopes
         self.variance_components_ = _results.variance_components_table(
             terms, fit.term_cov, fit.sigma2
         )
@@ -335,9 +334,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.aic_, self.bic_ = fit.aic, fit.bic
         self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
         self.n_obs_ = fit.n
-        self._optimizer_message = fit.message
 
-    def _warn_about_fit(self, fit, terms):
+    def _warn_about_fit(self, fit):
         if not fit.converged:
             warnings.warn(
                 f"The optimizer did not converge after {fit.n_iter} iterations "
@@ -386,9 +384,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_features=0)
         design = self._fixed_design(X)
         mean = X @ self.coef_ + self.intercept_
-        var = self.residual_variance_ + np.einsum(
-            "ij,jk,ik->i", design, self.fixed_effects_cov_, design
-        )
+        if return_std:
+            # sigma^2 + x' Var(beta) x, then each factor's z' V z below
+            var = self.residual_variance_ + np.einsum(
+                "ij,jk,ik->i", design, self.fixed_effects_cov_, design
+            )
         codes = self._predict_codes(X.shape[0], groups)
         for name, level in codes.items():
             z = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in self._slope_index[name]])
