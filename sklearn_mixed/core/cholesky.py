@@ -132,7 +132,7 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
         D -= block_diagonal_pairs(C_i, k)
         B_Z = B_Z - stage.C_Z[start + m * k :] @ C_i.T
         B_W = B_W - (C_i @ stage.C_W.T).T
-    return _eliminate(D, sp.csr_matrix(B_Z) if not sp.issparse(B_Z) else B_Z, B_W, k)
+    return _eliminate(D, B_Z.tocsr(), B_W, k)
 
 
 def _dense_schur_complement(cp, Lambda_dense, stages):

@@ -94,8 +94,9 @@ def rank_deficient_columns(XtX, rtol=1e-10):
     """Indices of columns of X that are linear combinations of earlier ones.
 
     Works on the cross-product ``X'X`` scaled to unit diagonal, adding columns
-    one at a time; a column whose residual squared norm (relative) falls below
-    ``rtol`` is reported.
+    one at a time: a column is reported when, with it, the smallest eigenvalue
+    of the scaled Gram matrix of the columns kept so far falls below ``rtol``
+    (an all-zero column always is).
     """
     p = XtX.shape[0]
     scale = np.sqrt(np.clip(np.diag(XtX), 0.0, None))
