@@ -28,6 +28,8 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
+from .blocks import batched_cholesky, batched_lower_inverse, block_matmul, rows_times_blocks
+
 __all__ = [
     "BlockedFactor",
     "EliminatedTerm",
@@ -101,17 +103,50 @@ def block_diagonal_pairs(C, k):
     return out
 
 
+def _diagonal(Lambda):
+    """The diagonal of a sparse ``Lambda`` when that is all it holds (random
+    intercepts: every ``T`` is 1 x 1), else None."""
+    diag = Lambda.diagonal()
+    return diag if np.abs(Lambda).sum() == np.abs(diag).sum() else None
+
+
+def _scale_csr(M, rows=None, cols=None):
+    """``diag(rows) M diag(cols)`` for CSR ``M``, on its stored values."""
+    out = M.copy()
+    if rows is not None:
+        out.data *= np.repeat(rows, np.diff(M.indptr))
+    if cols is not None:
+        out.data *= cols[M.indices]
+    return out
+
+
 def _eliminate(D, B_Z, B_W, k):
     """Factor the block-diagonal ``D`` and form ``C = B L^-T`` for later rows."""
-    L = np.linalg.cholesky(D)
-    L_inv = np.linalg.inv(L)
+    if k == 1:  # scalar blocks: L = sqrt(D)
+        L = np.sqrt(D)
+        L_inv = 1.0 / L
+        C_Z = _scale_csr(B_Z, cols=L_inv[:, 0, 0]) if B_Z.shape[0] else B_Z
+        return EliminatedTerm(L=L, L_inv=L_inv, C_Z=C_Z, C_W=B_W * L_inv[:, 0, 0])
+    L = batched_cholesky(D)
+    L_inv = batched_lower_inverse(L)
     if B_Z.shape[0]:
         C_Z = (B_Z @ block_diagonal(np.swapaxes(L_inv, 1, 2))).tocsr()
     else:
         C_Z = B_Z
     p1, m = B_W.shape[0], D.shape[0]
-    C_W = np.einsum("rmk,mlk->rml", B_W.reshape(p1, m, k), L_inv).reshape(p1, m * k)
+    C_W = rows_times_blocks(B_W.reshape(p1, m, k), L_inv, transpose=True).reshape(p1, m * k)
     return EliminatedTerm(L=L, L_inv=L_inv, C_Z=C_Z, C_W=C_W)
+
+
+def _scaled_later_rows(blk, T, Lambda_later):
+    """``B = Lambda_later' (Z_later' Z_i) Lambda_i`` for the later random-effects rows."""
+    m, k = blk.n_levels, blk.n_coef
+    if not blk.later_Z.shape[0]:
+        return sp.csr_matrix((0, m * k))
+    lam = _diagonal(Lambda_later)
+    if k == 1 and lam is not None:
+        return _scale_csr(blk.later_Z, rows=lam * T[0, 0])
+    return (Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))).tocsr()
 
 
 def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
@@ -119,13 +154,10 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
     blk = cp.closed[i]
     m, k = blk.n_levels, blk.n_coef
     # D_j = T' A_j T + I - (fill-in of earlier stages), block diagonal by nesting
-    D = T.T[None, :, :] @ blk.A @ T[None, :, :]
+    D = block_matmul(block_matmul(T.T, blk.A), T)
     D[:, np.arange(k), np.arange(k)] += 1.0
-    if blk.later_Z.shape[0]:
-        B_Z = Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))
-    else:
-        B_Z = sp.csr_matrix((0, m * k))
-    B_W = np.einsum("rmk,kl->rml", blk.WZ, T).reshape(-1, m * k)
+    B_Z = _scaled_later_rows(blk, T, Lambda_later)
+    B_W = (blk.WZ @ T).reshape(-1, m * k)
     for h, stage in enumerate(stages):
         start = row_offsets[h][i]
         C_i = stage.C_Z[start : start + m * k]
@@ -142,8 +174,14 @@ def _dense_schur_complement(cp, Lambda_dense, stages):
     S = np.empty((q + p1, q + p1))
     S[q:, q:] = cp.WW
     if q:
-        S[:q, :q] = (Lambda_dense.T @ (Lambda_dense.T @ cp.ZdZd).T).T + np.eye(q)
-        S[q:, :q] = (Lambda_dense.T @ cp.WZd.T).T
+        lam = _diagonal(Lambda_dense)
+        if lam is not None:  # Lambda' Z'Z Lambda by scaling rows and columns
+            S[:q, :q] = cp.ZdZd * np.outer(lam, lam)
+            S[q:, :q] = cp.WZd * lam[None, :]
+        else:
+            S[:q, :q] = (Lambda_dense.T @ (Lambda_dense.T @ cp.ZdZd).T).T
+            S[q:, :q] = (Lambda_dense.T @ cp.WZd.T).T
+        S[np.arange(q), np.arange(q)] += 1.0
     for stage in stages:
         C_W = stage.C_W
         S[q:, q:] -= C_W @ C_W.T

@@ -24,9 +24,11 @@ are reduced block by block and never formed in full.
 """
 
 import numpy as np
-import scipy.linalg as la
+from scipy.linalg import blas, lapack
 
-__all__ = ["relative_factor_gradients"]
+from .blocks import block_matmul, blockwise_outer, rows_times_blocks
+
+__all__ = ["intercept_gradients", "relative_factor_gradients"]
 
 
 def _sparse_block_pairs(H, Y, k):
@@ -52,23 +54,33 @@ def _column_block_pairs(G, Y, k):
 
 def _cholesky_adjoint(L, L_inv, L_bar):
     """Batched adjoint of ``M = L L'`` (symmetric ``Mbar``) from ``Lbar``."""
-    Phi = np.tril(np.swapaxes(L, 1, 2) @ L_bar)
+    Phi = np.tril(block_matmul(np.swapaxes(L, 1, 2), L_bar))
     k = L.shape[1]
     Phi[:, np.arange(k), np.arange(k)] *= 0.5
-    M_bar = np.swapaxes(L_inv, 1, 2) @ Phi @ L_inv
+    M_bar = block_matmul(block_matmul(np.swapaxes(L_inv, 1, 2), Phi), L_inv)
     return 0.5 * (M_bar + np.swapaxes(M_bar, 1, 2))
 
 
-def _schur_adjoint(factor, q2, p, nu, reml):
-    """``Sbar`` for the dense factor ``L22`` of the Schur complement."""
-    L22 = factor.L22
-    weight = np.zeros(L22.shape[0])
+def _deviance_weights(n_rows, q2, p, nu, reml):
+    """``w``: the deviance is ``sum_i w_i log L22[i, i]^2`` plus constants."""
+    weight = np.zeros(n_rows)
     weight[:q2] = 1.0
     if reml:
         weight[q2 : q2 + p] = 1.0
     weight[-1] = nu
-    L_inv = la.solve_triangular(L22, np.eye(L22.shape[0]), lower=True, check_finite=False)
-    return L_inv.T @ (weight[:, None] * L_inv)
+    return weight
+
+
+def _schur_adjoint(factor, q2, p, nu, reml):
+    """``Sbar = L22^-T diag(w) L22^-1`` (triangular inverse, then a weighted syrk)."""
+    L22 = factor.L22
+    weight = _deviance_weights(L22.shape[0], q2, p, nu, reml)
+    L_inv, info = lapack.dtrtri(L22, lower=1)
+    if info:
+        raise np.linalg.LinAlgError(f"singular triangular factor (dtrtri info={info})")
+    root = np.sqrt(weight)[:, None] * L_inv  # all weights are >= 0
+    S_bar = blas.dsyrk(1.0, root, trans=1, lower=1)  # root' root, lower triangle
+    return S_bar + np.tril(S_bar, -1).T
 
 
 def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
@@ -80,16 +92,17 @@ def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
     C_W = stage.C_W.reshape(p1, m1, k1)
     CbW = Cbar_W.reshape(p1, m1, k1)
     # Cbar_j' C_j summed over the rows of X, y and the other terms
-    CtC = np.einsum("rja,rjb->jab", CbW, C_W)
+    CtC = blockwise_outer(CbW, C_W)
     if cp.q_dense:
         CtC += _sparse_block_pairs(stage.C_Z.T.tocsr(), Cbar_Z.T, k1).transpose(0, 2, 1)
-    L_bar = -np.tril(np.swapaxes(L11_inv, 1, 2) @ CtC)
+    L_bar = -np.tril(block_matmul(np.swapaxes(L11_inv, 1, 2), CtC))
     L_bar[:, np.arange(k1), np.arange(k1)] += 2.0 / np.diagonal(L11, axis1=1, axis2=2)
     M11_bar = _cholesky_adjoint(L11, L11_inv, L_bar)
     # Bbar_j = Cbar_j L11[j]^-1
-    Bbar_W = np.einsum("rjk,jkl->rjl", CbW, L11_inv)
-    T1_bar = 2.0 * np.einsum("jab,bc,jcd->ad", blk.A, T1, M11_bar)
-    T1_bar += np.einsum("rja,rjb->ab", blk.WZ, Bbar_W)
+    Bbar_W = rows_times_blocks(CbW, L11_inv)
+    # sum_j 2 A_j T1 M11bar_j + sum_{r, j} WZ[r, j]' Bbar_W[r, j]
+    T1_bar = 2.0 * np.tensordot(block_matmul(blk.A, T1), M11_bar, axes=([0, 2], [0, 1]))
+    T1_bar += np.tensordot(blk.WZ, Bbar_W, axes=([0, 1], [0, 1]))
     if cp.q_dense:
         T1_bar += _column_block_pairs(G, Bbar_Z, k1)
     return T1_bar
@@ -135,9 +148,7 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
     Bbar_Z = None
     if q2:
         # Bbar_j = Cbar_j L11[j]^-1 for the other terms' rows
-        Bbar_Z = np.einsum("rjk,jkl->rjl", Cbar_Z.reshape(q2, m1, k1), stage.L_inv).reshape(
-            q2, m1 * k1
-        )
+        Bbar_Z = rows_times_blocks(Cbar_Z.reshape(q2, m1, k1), stage.L_inv).reshape(q2, m1 * k1)
     grads = [_term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G)]
     if not q2:
         return grads
@@ -153,3 +164,52 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
         grads.append(diag.sum(axis=0))
         start += m * k
     return grads
+
+
+def intercept_gradients(cp, factor, thetas, dense_sizes, method):
+    """Gradient for random intercepts only (k = 1 everywhere), by traces.
+
+    For a scalar ``theta_f``, ``dM/dtheta_f = (P_f (M - J) + (M - J) P_f) /
+    theta_f`` (``P_f`` the projection on factor ``f``'s columns, ``J`` the
+    identity on the random effects), and with ``Mbar = L^-T W L^-1``::
+
+        dd/dtheta_f = 2 / theta_f (m_f - sum_{c in f} Mbar[c, c])
+
+    (``tr(P_f M Mbar) = m_f`` because ``L`` is triangular).  The diagonal of
+    ``Mbar`` is a weighted column norm of ``L^-1``: ``diag(Sbar)`` for the dense
+    factors and ``(1 + c_j' Sbar c_j) / D_j`` for the levels of the closed one,
+    whose sum is ``sum(1 / D_j) + sum(Sbar * C D^-1 C')``.  No product with
+    ``Sbar`` of the size of ``C`` is needed.  At ``theta_f = 0`` the deviance
+    is even in ``theta_f``, so the derivative is 0.
+
+    Parameters
+    ----------
+    thetas : list of float
+        ``theta`` of the closed factor, then of each dense factor.
+    dense_sizes : list of int
+        Levels of each dense factor.
+    """
+    n, p, q2 = cp.n, cp.p, cp.q_dense
+    reml = method == "reml"
+    stage = factor.stages[0]
+    D = stage.L[:, 0, 0] ** 2
+    S_bar = _schur_adjoint(factor, q2, p, n - p if reml else n, reml)
+    # K = C D^-1 C' over the rows of the dense factors, X and y
+    scale = 1.0 / stage.L[:, 0, 0]
+    C_W = stage.C_W * scale[None, :]
+    trace = np.sum(S_bar[q2:, q2:] * (C_W @ C_W.T))
+    if q2:
+        C_Z = stage.C_Z.multiply(scale[None, :]).tocsr()
+        trace += np.sum(S_bar[:q2, :q2] * (C_Z @ C_Z.T).toarray())
+        trace += 2.0 * np.sum(S_bar[q2:, :q2] * (C_Z @ C_W.T).T)
+    diag_inverse = [np.sum(1.0 / D) + trace]
+    diag_S = np.diag(S_bar)
+    start = 0
+    for m in dense_sizes:
+        diag_inverse.append(diag_S[start : start + m].sum())
+        start += m
+    sizes = [cp.closed[0].n_levels] + list(dense_sizes)
+    return [
+        2.0 / theta * (m - tr) if theta != 0.0 else 0.0
+        for theta, m, tr in zip(thetas, sizes, diag_inverse, strict=True)
+    ]

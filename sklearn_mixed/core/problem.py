@@ -11,7 +11,7 @@ from .cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
 from .covariance import free_positions, n_theta, relative_factor, theta_lower_bounds, theta_start
 from .crossprod import cross_products
 from .deviance import profiled_deviance
-from .gradient import relative_factor_gradients
+from .gradient import intercept_gradients, relative_factor_gradients
 from .grouping import is_nested_in
 
 __all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
@@ -103,6 +103,7 @@ class MixedModelProblem:
         self.closed, self.dense = elimination_order(terms)
         self.order = self.closed + self.dense  # elimination order
         self.layout = ThetaLayout(terms)
+        self._intercepts_only = all(t.n_coef == 1 for t in terms)
         self.cp = cross_products(
             X, y, [terms[i] for i in self.closed], [terms[i] for i in self.dense]
         )
@@ -132,6 +133,11 @@ class MixedModelProblem:
         """Deviance and its analytic gradient (when :attr:`has_gradient`)."""
         factor, T = self.factorize(theta)
         value = profiled_deviance(factor, self.n, self.p, self.method)
+        if self._intercepts_only:
+            thetas = [T[i][0, 0] for i in self.order]
+            dense_sizes = [self.terms[i].n_levels for i in self.dense]
+            grads = intercept_gradients(self.cp, factor, thetas, dense_sizes, self.method)
+            return value, self._theta_gradient([np.array([[g]]) for g in grads])
         T1 = T[self.closed[0]]
         Lambda2 = self._dense_lambda(T)
         products = (None, None)
@@ -145,10 +151,14 @@ class MixedModelProblem:
         grads = relative_factor_gradients(
             self.cp, factor, T1, Lambda2, sizes, products, self.method
         )
+        return value, self._theta_gradient(grads)
+
+    def _theta_gradient(self, grads):
+        """dd/dtheta from dd/dT given per term in elimination order."""
         user_grads = [None] * len(self.order)
         for pos, term_index in enumerate(self.order):
             user_grads[term_index] = grads[pos]
-        return value, self.layout.theta_gradient(user_grads)
+        return self.layout.theta_gradient(user_grads)
 
     def singular(self, theta, tol):
         """lme4's isSingular: a bounded element of theta below ``tol``."""
