@@ -7,6 +7,7 @@ with the grouping factors passed as arrays.
 """
 
 from . import datasets
+from ._crossed import CrossedEffectsRegressor
 from ._mixed import MixedLinearRegressor
 from .exceptions import PopulationPredictionWarning, SingularFitWarning
 from .scoring import make_group_scorer
@@ -14,6 +15,7 @@ from .scoring import make_group_scorer
 __version__ = "0.1.0"
 
 __all__ = [
+    "CrossedEffectsRegressor",
     "MixedLinearRegressor",
     "PopulationPredictionWarning",
     "SingularFitWarning",

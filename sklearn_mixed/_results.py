@@ -11,6 +11,7 @@ __all__ = [
     "fixed_effects_table",
     "summary_report",
     "variance_components_table",
+    "variance_shares_table",
     "zero_variance_terms",
 ]
 
@@ -36,6 +37,21 @@ def variance_components_table(terms, term_cov, sigma2):
     index = pd.MultiIndex.from_tuples([r[:2] for r in rows], names=["factor", "term"])
     return pd.DataFrame(
         {"variance": variance, "std_dev": np.sqrt(np.clip(variance, 0.0, None))}, index=index
+    )
+
+
+def variance_shares_table(group_names, term_cov, sigma2):
+    """Random-intercept variance of each factor and the residual variance, with
+    each one's share of their total (the shares sum to 1)."""
+    variance = np.array([float(cov[0, 0]) for cov in term_cov] + [float(sigma2)])
+    total = variance.sum()
+    return pd.DataFrame(
+        {
+            "variance": variance,
+            "std_dev": np.sqrt(np.clip(variance, 0.0, None)),
+            "share": variance / total if total > 0 else np.full(variance.size, np.nan),
+        },
+        index=pd.Index(list(group_names) + ["Residual"], name="factor"),
     )
 
 
@@ -113,21 +129,51 @@ def _format_ranges(est, level=0.95):
     return lines
 
 
-def summary_report(est):
-    """lme4-style text summary of a fitted MixedLinearRegressor."""
+def _format_variance_shares(est):
+    """Each factor's levels, variance and share of the total variance."""
+    shares = est.variance_shares_
+    width = max(len("Factor"), *(len(str(f)) for f in shares.index))
+    lines = [
+        "Variance shares:",
+        f" {'Factor':<{width}} {'Levels':>7} {'Variance':>10} {'Std.Dev.':>10} {'Share':>7}",
+    ]
+    for factor, row in shares.iterrows():
+        levels = str(est.n_groups_[factor]) if factor in est.n_groups_ else ""
+        lines.append(
+            f" {factor:<{width}} {levels:>7} {row.variance:10.4g} {row.std_dev:10.4g} "
+            f"{100 * row.share:6.1f}%"
+        )
+    return lines
+
+
+def _header(est):
+    """Title, criterion and information criteria (not computed by approximate fits)."""
     crit = "REML" if est.method == "reml" else "maximum likelihood"
-    lines = [f"Linear mixed model fit by {crit} ({type(est).__name__})"]
+    if getattr(est, "approximate_", False):
+        lines = [f"Linear mixed model fit by {crit} ({type(est).__name__}, approximate)"]
+        if not np.isfinite(est.log_likelihood_):
+            return lines + ["Iterative solver: log-likelihood, AIC and BIC not computed"]
+    else:
+        lines = [f"Linear mixed model fit by {crit} ({type(est).__name__})"]
     if est.method == "reml":
         lines.append(f"REML criterion at convergence: {est.deviance_:.4f}")
     lines.append(
         f"log-likelihood: {est.log_likelihood_:.4f}   AIC: {est.aic_:.4f}   BIC: {est.bic_:.4f}"
     )
+    return lines
+
+
+def summary_report(est):
+    """lme4-style text summary of a fitted mixed-model regressor."""
+    lines = _header(est)
     if est.group_names_:
         lines += ["", "Random effects:"] + _format_random_effects(est)
         groups = ", ".join(f"{g}, {n}" for g, n in est.n_groups_.items())
         lines.append(f"Number of obs: {est.n_obs_}, groups:  {groups}")
         for inner, outer in est.nested_:
             lines.append(f" ({inner} is nested in {outer})")
+        if getattr(est, "variance_shares_", None) is not None:
+            lines += [""] + _format_variance_shares(est)
     else:
         lines.append(
             f"No grouping factors; residual std. dev. {np.sqrt(est.residual_variance_):.4g}"
@@ -141,7 +187,8 @@ def summary_report(est):
     if est.group_names_:
         lines += [""] + _format_ranges(est)
     status = "converged" if est.converged_ else "did NOT converge"
-    lines += ["", f"Optimizer {status} in {est.n_iter_} iterations."]
+    solver = "Iterative solver" if getattr(est, "solver_", None) == "iterative" else "Optimizer"
+    lines += ["", f"{solver} {status} in {est.n_iter_} iterations."]
     if est.singular_:
         lines.append("boundary (singular) fit: see SingularFitWarning")
     return "\n".join(lines)

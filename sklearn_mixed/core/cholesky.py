@@ -27,8 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
+from scipy.linalg import blas
 
 from .blocks import batched_cholesky, batched_lower_inverse, block_matmul, rows_times_blocks
+from .threads import all_blas_threads
 
 __all__ = [
     "BlockedFactor",
@@ -36,6 +38,7 @@ __all__ = [
     "block_diagonal",
     "block_diagonal_pairs",
     "blocked_cholesky",
+    "gram",
     "relative_factor_matrix",
 ]
 
@@ -108,6 +111,26 @@ def _diagonal(Lambda):
     intercepts: every ``T`` is 1 x 1), else None."""
     diag = Lambda.diagonal()
     return diag if np.abs(Lambda).sum() == np.abs(diag).sum() else None
+
+
+# Above this density of C (stored entries / size), C C' is a dense syrk: BLAS
+# outruns the sparse product, whose cost grows as the square of the entries
+# per column.
+DENSE_GRAM_DENSITY = 0.05
+
+
+def gram(C):
+    """``C C'`` as a dense array, by sparse product or dense syrk as fits ``C``."""
+    rows, cols = C.shape
+    if not sp.issparse(C):
+        dense = C
+    elif rows and cols and C.nnz > DENSE_GRAM_DENSITY * rows * cols:
+        dense = C.toarray()
+    else:
+        return (C @ C.T).toarray()
+    with all_blas_threads(rows * rows * cols):
+        G = blas.dsyrk(1.0, dense.T, trans=1, lower=1)  # dense.T is Fortran-ordered
+    return G + np.tril(G, -1).T
 
 
 def _scale_csr(M, rows=None, cols=None):
@@ -187,7 +210,7 @@ def _dense_schur_complement(cp, Lambda_dense, stages):
         S[q:, q:] -= C_W @ C_W.T
         if q:
             C_D = stage.C_Z[stage.C_Z.shape[0] - q :]
-            S[:q, :q] -= (C_D @ C_D.T).toarray()
+            S[:q, :q] -= gram(C_D)
             S[q:, :q] -= (C_D @ C_W.T).T
     if q:
         S[:q, q:] = S[q:, :q].T

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from .blocks import block_matmul, blockwise_outer, rows_times_blocks
+from .cholesky import gram
 
 __all__ = ["intercept_gradients", "relative_factor_gradients"]
 
@@ -200,7 +201,7 @@ def intercept_gradients(cp, factor, thetas, dense_sizes, method):
     trace = np.sum(S_bar[q2:, q2:] * (C_W @ C_W.T))
     if q2:
         C_Z = stage.C_Z.multiply(scale[None, :]).tocsr()
-        trace += np.sum(S_bar[:q2, :q2] * (C_Z @ C_Z.T).toarray())
+        trace += np.sum(S_bar[:q2, :q2] * gram(C_Z))
         trace += 2.0 * np.sum(S_bar[q2:, :q2] * (C_Z @ C_W.T).T)
     diag_inverse = [np.sum(1.0 / D) + trace]
     diag_S = np.diag(S_bar)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as la
-from threadpoolctl import ThreadpoolController
 
 from .cholesky import BlockedFactor
 from .deviance import (
@@ -24,25 +23,19 @@ from .deviance import (
 )
 from .optimize import minimize_deviance
 from .problem import MixedModelProblem
+from .threads import single_blas_thread
 
 __all__ = ["LMMFit", "fit_lmm", "rank_deficient_columns", "SINGULAR_TOLERANCE"]
 
-# Below this size of the dense block, BLAS runs on one thread: small calls do
-# not gain from threads, and on a busy machine waiting threads cost far more
-# than they save (a 1144 x 1144 Cholesky: 22 ms on one thread, 560 ms on two
-# with the other core busy).
+# Below this size of the dense block the fit runs on one BLAS thread (see
+# :mod:`.threads`); above it the dense Cholesky itself is large enough to gain.
 _SINGLE_THREAD_BELOW = 4000
-_blas_controller = None
 
 
 def _blas_thread_limit(dense_size):
-    """Context limiting BLAS to one thread for small dense blocks."""
-    global _blas_controller
     if dense_size >= _SINGLE_THREAD_BELOW:
         return contextlib.nullcontext()
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+    return single_blas_thread()
 
 
 # lme4's isSingular(tol = 1e-4): a bounded element of theta below this is 0.

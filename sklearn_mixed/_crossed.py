@@ -1,0 +1,356 @@
+"""CrossedEffectsRegressor: random intercepts for crossed (or nested) grouping factors."""
+
+import importlib
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from . import _results
+from ._base import INTERCEPT, _BaseMixedRegressor, encode_factors
+from ._groups import validate_groups
+from .core import LMMFit, RandomTerm, fit_lmm
+from .core.lmm import SINGULAR_TOLERANCE
+
+__all__ = ["CrossedEffectsRegressor", "EXACT_TOL", "ITERATIVE_THRESHOLD", "ITERATIVE_TOL"]
+
+ITERATIVE_THRESHOLD = 10_000
+"""``solver="auto"`` uses the iterative solver above this many levels in all
+grouping factors but the one with the most levels.
+
+The exact solver eliminates the factor with the most levels in closed form and
+keeps the levels of the other factors in a dense block, whose Cholesky factor
+costs memory in the square and time in the cube of their number (1e4 levels:
+800 MB and about 3e11 operations per evaluation of the deviance).
+"""
+
+EXACT_TOL = 1e-10
+"""Default ``tol`` of the exact solver (relative change of the deviance), as
+``MixedLinearRegressor``'s."""
+
+ITERATIVE_TOL = 1e-6
+"""Default ``tol`` of the iterative solver, passed to it as its stopping tolerance."""
+
+
+def choose_solver(solver, n_levels):
+    """``"exact"`` or ``"iterative"``: ``solver`` unless it is ``"auto"``.
+
+    ``"auto"`` is ``"iterative"`` when the levels of all factors but the
+    largest (the exact solver's dense block) number more than
+    :data:`ITERATIVE_THRESHOLD`.  Without grouping factors the fit is a
+    closed-form linear model: ``"exact"``.
+    """
+    if not n_levels:
+        return "exact"
+    if solver != "auto":
+        return solver
+    dense = sum(n_levels) - max(n_levels)
+    return "iterative" if dense > ITERATIVE_THRESHOLD else "exact"
+
+
+def _iterative_solver():
+    """``fit_crossed_iterative`` of ``sklearn_mixed.core.iterative``."""
+    try:
+        module = importlib.import_module(".core.iterative", __package__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.core.iterative":
+            raise
+        raise NotImplementedError(
+            "the iterative solver (sklearn_mixed.core.iterative) is not available in this "
+            "version; use solver='exact' (the dense block of the exact solver holds the "
+            "levels of all factors but the largest, and grows with their square)."
+        ) from None
+    return module.fit_crossed_iterative
+
+
+def _optional_list(value, n_levels):
+    """Per-factor arrays from the solver, or NaN arrays when it does not compute them."""
+    if value is None:
+        return [np.full(m, np.nan) for m in n_levels]
+    return [np.asarray(v, dtype=float).reshape(m) for v, m in zip(value, n_levels, strict=True)]
+
+
+def lmm_fit_from_iterative(result, n, p, method, n_levels):
+    """An :class:`~sklearn_mixed.core.LMMFit` from the iterative solver's result.
+
+    ``result`` needs ``beta`` (p,), ``b`` (one (m_f,) array of conditional
+    modes per factor), ``sigma2``, ``variances`` (per factor), ``n_iter`` and
+    ``converged``; ``log_likelihood``, ``beta_cov`` (p, p),
+    ``conditional_var`` (one (m_f,) array of ``Var(b_j | y)`` per factor) and
+    ``message`` are used when present, NaN (or a default message) otherwise.
+    """
+    sigma2 = float(result.sigma2)
+    variances = np.asarray(result.variances, dtype=float).reshape(len(n_levels))
+    theta = np.sqrt(np.clip(variances, 0.0, None) / sigma2)
+    log_likelihood = getattr(result, "log_likelihood", None)
+    beta_cov = getattr(result, "beta_cov", None)
+    beta = np.asarray(result.beta, dtype=float).reshape(p)
+    return LMMFit(
+        method=method,
+        n=n,
+        p=p,
+        theta=theta,
+        T=[np.array([[t]]) for t in theta],
+        beta=beta,
+        b=[b[:, None] for b in _optional_list(result.b, n_levels)],
+        sigma2=sigma2,
+        beta_cov=np.full((p, p), np.nan) if beta_cov is None else np.asarray(beta_cov, float),
+        conditional_cov=[
+            v[:, None, None]
+            for v in _optional_list(getattr(result, "conditional_var", None), n_levels)
+        ],
+        deviance=np.nan if log_likelihood is None else -2.0 * float(log_likelihood),
+        n_iter=int(result.n_iter),
+        n_evaluations=int(result.n_iter),
+        converged=bool(result.converged),
+        message=str(getattr(result, "message", "iterative solver")),
+        singular=bool(np.any(theta < SINGULAR_TOLERANCE)),
+        term_cov=[np.array([[v]]) for v in variances],
+    )
+
+
+class CrossedEffectsRegressor(_BaseMixedRegressor):
+    """Random intercepts for any number of crossed or nested grouping factors.
+
+    The model is lme4's ``y ~ x + (1 | f1) + (1 | f2) + ...``:
+    ``y = X beta + sum_f b_f[level_f] + eps`` with independent random
+    intercepts ``b_f ~ N(0, tau_f^2)`` per level of each factor and residuals
+    ``eps ~ N(0, sigma^2)``.  The factors may be crossed (every plate with
+    every sample) or nested (casks within batches, passed as the combined
+    label ``batch:cask``); nesting is detected from the data.
+
+    The exact solver is :class:`MixedLinearRegressor`'s (Henderson's
+    equations, profiled REML or ML deviance): on the same data its fits equal
+    ``MixedLinearRegressor()``'s.  On top of them this estimator reports, per
+    factor, its number of levels, its variance and its share of the total
+    variance (``variance_shares_``).  For designs too large for the exact
+    solver, an approximate iterative solver can be used (``solver``).
+
+    =======================================  =====================================
+    lme4                                     sklearn-mixed
+    =======================================  =====================================
+    ``y ~ x + (1 | a) + (1 | b)`` (crossed)  ``fit(X, y, groups=df[["a", "b"]])``
+    ``y ~ 1 + (1 | a/b)`` (nested)           ``groups=`` columns ``a`` and ``a:b``
+    ``REML = FALSE``                         ``method="ml"``
+    =======================================  =====================================
+
+    Parameters
+    ----------
+    method : {"reml", "ml"}, default="reml"
+        Restricted (REML, unbiased variance components) or full maximum
+        likelihood (needed to compare models that differ in fixed effects).
+    fit_intercept : bool, default=True
+        Whether to fit a fixed intercept.  Random intercepts are always fitted
+        for every grouping factor.
+    group_cols : list of str, default=None
+        Read the grouping factors from these columns of the DataFrame ``X``
+        (and remove them from the features) instead of from ``groups``.
+    new_groups : {"population", "error"}, default="population"
+        What ``predict`` does with levels not seen in ``fit``: contribute 0 for
+        that factor (the population prediction), or raise a ``ValueError``.
+    solver : {"auto", "exact", "iterative"}, default="auto"
+        ``"exact"``: minimize the profiled deviance, as
+        :class:`MixedLinearRegressor`.  ``"iterative"``: the approximate
+        iterative solver of ``sklearn_mixed.core.iterative``, for huge crossed
+        designs (its fits are approximate, see Notes).  ``"auto"``: exact
+        unless the levels of all factors but the largest number more than
+        ``sklearn_mixed._crossed.ITERATIVE_THRESHOLD`` (10000).
+    max_iter : int, default=500
+        Maximum number of iterations of the optimizer (exact) or of the
+        iterative solver.
+    tol : float, default=None
+        Convergence tolerance.  ``None``: 1e-10 for the exact solver (relative
+        change of the deviance, as ``MixedLinearRegressor``), 1e-6 for the
+        iterative one.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the iterative solver's stochastic parts, passed to it as
+        given.  The exact solver is deterministic and ignores it.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+        Fixed-effect slopes.
+    intercept_ : float
+        Fixed intercept (0.0 when ``fit_intercept=False``).
+    fixed_effects_ : DataFrame
+        ``estimate``, ``std_error`` and ``t_value`` for ``"(Intercept)"`` and
+        each feature.
+    fixed_effects_cov_ : ndarray of shape (n_fixed, n_fixed)
+        Covariance matrix of the fixed-effect estimates.
+    residual_variance_ : float
+        sigma^2, the residual variance.
+    random_effects_cov_ : dict of str -> ndarray of shape (1, 1)
+        Variance ``tau_f^2`` of each factor's random intercepts.
+    random_effects_ : dict of str -> DataFrame
+        Conditional modes (BLUPs), one row per level, indexed by the labels,
+        one column ``"(Intercept)"``.
+    random_effects_conditional_cov_ : dict of str -> ndarray of shape (m, 1, 1)
+        Conditional variance ``Var(b_j | y)`` of each level's random intercept.
+    variance_components_ : DataFrame
+        Variance and standard deviation per factor and the residual, as
+        :class:`MixedLinearRegressor`'s.
+    variance_shares_ : DataFrame
+        Indexed by the factor names and ``"Residual"``: ``variance``,
+        ``std_dev`` and ``share``, the variance over the sum of the variances
+        of all factors and the residual (the shares sum to 1).
+    theta_ : ndarray of shape (n_factors,)
+        lme4's relative covariance parameters ``tau_f / sigma``.
+    log_likelihood_ : float
+        REML criterion for ``method="reml"``, log-likelihood otherwise (lme4's
+        ``logLik``).
+    deviance_ : float
+        ``-2 log_likelihood_``.
+    aic_, bic_ : float
+        Information criteria from ``log_likelihood_``.
+    n_iter_ : int
+        Iterations of the optimizer or the iterative solver.
+    converged_ : bool
+        Whether it converged.
+    singular_ : bool
+        Whether a factor's variance is estimated as 0 (lme4's ``isSingular``).
+    solver_ : {"exact", "iterative"}
+        The solver used (``"exact"`` when fitted without groups).
+    approximate_ : bool
+        Whether the fit is approximate (``solver_ == "iterative"``).
+    group_names_ : list of str
+        Names of the grouping factors (empty when fitted without groups).
+    n_groups_ : dict of str -> int
+        Number of levels per factor.
+    nested_ : list of (str, str)
+        Pairs ``(inner, outer)``: every level of ``inner`` occurs within one
+        level of ``outer`` (detected from the data, as MixedModels.jl does).
+    random_slope_names_ : dict of str -> list
+        Empty lists (random intercepts only), as :class:`MixedLinearRegressor`'s.
+    covariance_structures_ : dict of str -> str
+        ``"unstructured"`` per factor (a 1 x 1 covariance).
+    n_obs_ : int
+        Number of observations used in ``fit``.
+    n_features_in_ : int
+        Number of features (grouping columns excluded).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    MixedLinearRegressor : The same models plus random slopes.
+
+    Notes
+    -----
+    The exact solver eliminates the factor with the most levels in closed form
+    and keeps the others in a dense block, so its cost grows with the cube of
+    the number of levels of all factors but the largest.  ``solver="auto"``
+    switches to the iterative solver above ``ITERATIVE_THRESHOLD`` of them.
+
+    Iterative fits are *approximate*: the estimates are those of the iterative
+    solver at its stopping point, not the optimum of the profiled deviance,
+    and ``approximate_`` is ``True``.  Quantities that it does not compute
+    (the log-likelihood, hence AIC and BIC; the covariance of the fixed
+    effects; the conditional variances, hence ``return_std``) are NaN.
+
+    ``predict(X, groups, return_std=True)`` returns the standard deviation of
+    a new observation, ``sigma^2 + x' Var(beta) x + sum_f V_f`` with ``V_f``
+    the conditional variance of the row's level of factor ``f``, or
+    ``tau_f^2`` for an unseen level, as :class:`MixedLinearRegressor`.
+
+    References
+    ----------
+    D. Bates, M. Maechler, B. Bolker, S. Walker (2015). Fitting linear
+    mixed-effects models using lme4. Journal of Statistical Software 67(1).
+
+    Examples
+    --------
+    >>> from sklearn_mixed import CrossedEffectsRegressor
+    >>> from sklearn_mixed.datasets import load_penicillin
+    >>> pen = load_penicillin()  # diameter ~ 1 + (1 | plate) + (1 | sample)
+    >>> model = CrossedEffectsRegressor()
+    >>> model = model.fit(pen[[]], pen["diameter"], groups=pen[["plate", "sample"]])
+    >>> print(f"{model.log_likelihood_:.2f}")
+    -165.43
+    >>> model.n_groups_, model.nested_, model.solver_
+    ({'plate': 24, 'sample': 6}, [], 'exact')
+    >>> print(model.variance_shares_.round(3))
+              variance  std_dev  share
+    factor
+    plate        0.717    0.847  0.151
+    sample       3.731    1.932  0.785
+    Residual     0.302    0.550  0.064
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMixedRegressor._parameter_constraints,
+        "solver": [StrOptions({"auto", "exact", "iterative"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither"), None],
+        "random_state": ["random_state"],
+    }
+
+    _convergence_advice = "Increase max_iter, or standardize the features (e.g. StandardScaler)."
+    _singular_advice = "consider removing the factor."
+
+    def __init__(
+        self,
+        *,
+        method="reml",
+        fit_intercept=True,
+        group_cols=None,
+        new_groups="population",
+        solver="auto",
+        max_iter=500,
+        tol=None,
+        random_state=None,
+    ):
+        self.method = method
+        self.fit_intercept = fit_intercept
+        self.group_cols = group_cols
+        self.new_groups = new_groups
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _random_terms(self, X, groups):
+        """An intercept-only RandomTerm per grouping factor; no slopes."""
+        if groups is None:
+            return [], {}
+        names, labels = validate_groups(groups, X.shape[0])
+        ones = np.ones((X.shape[0], 1))
+        encoded = encode_factors(names, labels, X.shape[0])
+        terms = [
+            RandomTerm(name, codes, levels, ones, (INTERCEPT,))
+            for name, (codes, levels) in zip(names, encoded, strict=True)
+        ]
+        return terms, {name: [] for name in names}
+
+    def _solver_for(self, terms):
+        return choose_solver(self.solver, [t.n_levels for t in terms])
+
+    def _fit_terms(self, design, y, terms):
+        """The exact fit (Henderson's equations), or the iterative solver's."""
+        if self._solver_for(terms) == "iterative":
+            return self._fit_iterative(design, y, terms)
+        tol = EXACT_TOL if self.tol is None else self.tol
+        return fit_lmm(design, y, terms, method=self.method, max_iter=self.max_iter, tol=tol)
+
+    def _fit_iterative(self, design, y, terms):
+        """Run the iterative solver and turn its result into an LMMFit."""
+        solve = _iterative_solver()
+        n_levels = [t.n_levels for t in terms]
+        result = solve(
+            design,
+            y,
+            [t.codes for t in terms],
+            n_levels,
+            method=self.method,
+            tol=ITERATIVE_TOL if self.tol is None else self.tol,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
+        return lmm_fit_from_iterative(result, len(y), design.shape[1], self.method, n_levels)
+
+    def _store_fit(self, fit, terms, slopes):
+        super()._store_fit(fit, terms, slopes)
+        self.solver_ = self._solver_for(terms)
+        self.approximate_ = self.solver_ == "iterative"
+        self.variance_shares_ = _results.variance_shares_table(
+            self.group_names_, fit.term_cov, fit.sigma2
+        )
