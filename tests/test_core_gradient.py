@@ -10,6 +10,7 @@ and REML.
 import numpy as np
 import pytest
 
+import sklearn_mixed.core.problem as problem_module
 from sklearn_mixed.core.cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
 from sklearn_mixed.core.crossprod import cross_products
 from sklearn_mixed.core.deviance import profiled_deviance
@@ -82,12 +83,16 @@ PROBLEMS = {
 }
 
 
+@pytest.mark.parametrize("path", ["dense", "blocked"])
 @pytest.mark.parametrize("method", ["ml", "reml"])
 @pytest.mark.parametrize("design", list(PROBLEMS))
-def test_problem_gradient_matches_central_differences(design, method):
-    """The gradient the optimizer uses (the trace formula for intercepts only,
-    the adjoint otherwise) equals central differences of the deviance in theta,
-    including at theta_f = 0 where an intercept-only deviance is even."""
+def test_problem_gradient_matches_central_differences(design, method, path, monkeypatch):
+    """The gradient the optimizer uses (small problems: the dense system;
+    otherwise the trace formula for intercepts only, the adjoint for slopes)
+    equals central differences of the deviance in theta, including at
+    theta_f = 0 where an intercept-only deviance is even."""
+    if path == "blocked":
+        monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
     rng = np.random.default_rng(11)
     x = rng.normal(size=(N, 2))
     X = np.column_stack([np.ones(N), x])
@@ -95,6 +100,7 @@ def test_problem_gradient_matches_central_differences(design, method):
     terms = [_term(rng, x, f"g{i}", m, k) for i, (m, k) in enumerate(PROBLEMS[design])]
     problem = MixedModelProblem(X, y, terms, method)
     assert problem.has_gradient
+    assert (problem._small is None) == (path == "blocked")
     for theta in (rng.uniform(0.2, 1.5, problem.layout.start.size), problem.layout.start):
         theta = theta.copy()
         if design.startswith("intercepts") and theta.size > 1:
@@ -106,3 +112,18 @@ def test_problem_gradient_matches_central_differences(design, method):
             step[i] = h
             fd = (problem.deviance(theta + step) - problem.deviance(theta - step)) / (2 * h)
             assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ml", "reml"])
+def test_dense_and_blocked_deviance_agree(method, monkeypatch):
+    """The small-problem dense system and the blocked factor give one deviance."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(N, 2))
+    X = np.column_stack([np.ones(N), x])
+    y = X @ [1.0, 0.5, -0.3] + rng.normal(size=N)
+    terms = [_term(rng, x, "g0", 30, 2), _term(rng, x, "g1", 7, 1)]
+    dense = MixedModelProblem(X, y, terms, method)
+    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
+    blocked = MixedModelProblem(X, y, terms, method)
+    for theta in rng.uniform(0.1, 2.0, (5, dense.layout.start.size)):
+        assert dense.deviance(theta) == pytest.approx(blocked.deviance(theta), rel=1e-10)

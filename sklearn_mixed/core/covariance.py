@@ -11,6 +11,8 @@ Diagonal elements are bounded below by 0 (a zero means a singular fit);
 off-diagonal elements are unbounded.
 """
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -26,14 +28,17 @@ __all__ = [
 STRUCTURES = ("unstructured", "diagonal")
 
 
+@functools.lru_cache(maxsize=64)
 def free_positions(k, structure):
-    """Row and column indices of the free elements of T, column-major."""
+    """Row and column indices of the free elements of T, column-major (read-only)."""
     if structure == "diagonal":
-        idx = np.arange(k)
-        return idx, idx
-    if structure != "unstructured":
+        rows = cols = np.arange(k)
+    elif structure == "unstructured":
+        cols, rows = np.triu_indices(k)  # column-major walk over the lower triangle
+    else:
         raise ValueError(f"covariance structure must be one of {STRUCTURES}, got {structure!r}")
-    cols, rows = np.triu_indices(k)  # column-major walk over the lower triangle
+    rows.flags.writeable = False
+    cols.flags.writeable = False
     return rows, cols
 
 

@@ -6,13 +6,15 @@ deviance (:mod:`.deviance`) and its gradient (:mod:`.gradient`).
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 from .cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
 from .covariance import free_positions, n_theta, relative_factor, theta_lower_bounds, theta_start
 from .crossprod import cross_products
+from .dense import DENSE_SIZE_LIMIT, DenseDeviance
 from .deviance import profiled_deviance
 from .gradient import intercept_gradients, relative_factor_gradients
-from .grouping import is_nested_in
+from .grouping import is_nested_in, term_model_matrix
 
 __all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
 
@@ -52,6 +54,19 @@ def elimination_order(terms, dense_limit=None):
             return closed, remaining
         closed.append(nesting[0])
         remaining.remove(nesting[0])
+
+
+def _small_problem(X, y, terms, method):
+    """The dense system of a model with few random effects, or None."""
+    n, p = X.shape
+    q = sum(t.n_columns for t in terms)
+    if q + p + 1 > DENSE_SIZE_LIMIT:
+        return None
+    Z = sp.hstack([term_model_matrix(t) for t in terms], format="csr")
+    W = np.column_stack([X, y])
+    ZtW = np.asarray(Z.T @ W)
+    G = np.block([[(Z.T @ Z).toarray(), ZtW], [ZtW.T, W.T @ W]])
+    return DenseDeviance(G, [(t.n_levels, t.n_coef) for t in terms], n, p, method)
 
 
 class ThetaLayout:
@@ -107,11 +122,12 @@ class MixedModelProblem:
         self.cp = cross_products(
             X, y, [terms[i] for i in self.closed], [terms[i] for i in self.dense]
         )
+        self._small = _small_problem(X, y, terms, method)
 
     @property
     def has_gradient(self):
-        """The analytic gradient covers one closed term (the others dense)."""
-        return len(self.closed) == 1
+        """Analytic gradient: small problems, or one closed term (the others dense)."""
+        return self._small is not None or len(self.closed) == 1
 
     def factorize(self, theta):
         """Blocked factor at theta, and ``T`` per term (user order)."""
@@ -127,10 +143,15 @@ class MixedModelProblem:
         )
 
     def deviance(self, theta):
+        if self._small is not None:
+            return self._small.deviance(self.layout.factors(theta))
         return profiled_deviance(self.factorize(theta)[0], self.n, self.p, self.method)
 
     def value_and_gradient(self, theta):
         """Deviance and its analytic gradient (when :attr:`has_gradient`)."""
+        if self._small is not None:
+            value, grads = self._small.value_and_gradient(self.layout.factors(theta))
+            return value, self.layout.theta_gradient(grads)
         factor, T = self.factorize(theta)
         value = profiled_deviance(factor, self.n, self.p, self.method)
         if self._intercepts_only:
