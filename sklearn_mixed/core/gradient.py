@@ -24,7 +24,7 @@ are reduced block by block and never formed in full.
 """
 
 import numpy as np
-from scipy.linalg import blas, lapack
+from scipy.linalg import lapack
 
 from .blocks import block_matmul, blockwise_outer, rows_times_blocks
 from .cholesky import gram
@@ -73,15 +73,27 @@ def _deviance_weights(n_rows, q2, p, nu, reml):
 
 
 def _schur_adjoint(factor, q2, p, nu, reml):
-    """``Sbar = L22^-T diag(w) L22^-1`` (triangular inverse, then a weighted syrk)."""
+    """``Sbar = L22^-T diag(w) L22^-1``.
+
+    ``w`` is 1 but on the rows of X (0 for ML) and of y (``nu``), so
+    ``Sbar = S^-1 + sum_i (w_i - 1) u_i u_i'`` with ``u_i = L22^-T e_i`` for
+    those ``p + 1`` rows: one LAPACK inverse from the Cholesky factor
+    (``potri``) and a few triangular solves.
+    """
     L22 = factor.L22
-    weight = _deviance_weights(L22.shape[0], q2, p, nu, reml)
-    L_inv, info = lapack.dtrtri(L22, lower=1)
+    size = L22.shape[0]
+    weight = _deviance_weights(size, q2, p, nu, reml)
+    S_inv, info = lapack.dpotri(L22, lower=1)
     if info:
-        raise np.linalg.LinAlgError(f"singular triangular factor (dtrtri info={info})")
-    root = np.sqrt(weight)[:, None] * L_inv  # all weights are >= 0
-    S_bar = blas.dsyrk(1.0, root, trans=1, lower=1)  # root' root, lower triangle
-    return S_bar + np.tril(S_bar, -1).T
+        raise np.linalg.LinAlgError(f"singular factor (dpotri info={info})")
+    S_bar = np.tril(S_inv) + np.tril(S_inv, -1).T
+    rows = np.flatnonzero(weight != 1.0)
+    E = np.zeros((size, rows.size))
+    E[rows, np.arange(rows.size)] = 1.0
+    U, info = lapack.dtrtrs(L22, E, lower=1, trans=1)
+    if info:
+        raise np.linalg.LinAlgError(f"singular factor (dtrtrs info={info})")
+    return S_bar + (U * (weight[rows] - 1.0)) @ U.T
 
 
 def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
