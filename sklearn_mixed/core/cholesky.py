@@ -38,6 +38,7 @@ __all__ = [
     "block_diagonal",
     "block_diagonal_pairs",
     "blocked_cholesky",
+    "dense_gram",
     "gram",
     "relative_factor_matrix",
 ]
@@ -51,6 +52,9 @@ class EliminatedTerm:
     L_inv: np.ndarray  # (m, k, k)
     C_Z: sp.csr_matrix  # (later random-effects columns, m k)
     C_W: np.ndarray  # (p + 1, m k): X and y against this term
+    # random intercepts: C_Z = diag(row_scale) later_Z diag(col_scale)
+    row_scale: np.ndarray | None = None
+    col_scale: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -143,13 +147,26 @@ def _scale_csr(M, rows=None, cols=None):
     return out
 
 
-def _eliminate(D, B_Z, B_W, k):
-    """Factor the block-diagonal ``D`` and form ``C = B L^-T`` for later rows."""
+def _eliminate(D, B_Z, B_W, k, row_scale=None):
+    """Factor the block-diagonal ``D`` and form ``C = B L^-T`` for later rows.
+
+    ``row_scale``: ``B_Z = diag(row_scale) later_Z`` (random intercepts), recorded
+    with the column scale ``1 / L`` so that ``C_Z C_Z'`` can be formed from
+    precomputed products.
+    """
     if k == 1:  # scalar blocks: L = sqrt(D)
         L = np.sqrt(D)
         L_inv = 1.0 / L
-        C_Z = _scale_csr(B_Z, cols=L_inv[:, 0, 0]) if B_Z.shape[0] else B_Z
-        return EliminatedTerm(L=L, L_inv=L_inv, C_Z=C_Z, C_W=B_W * L_inv[:, 0, 0])
+        col_scale = L_inv[:, 0, 0]
+        C_Z = _scale_csr(B_Z, cols=col_scale) if B_Z.shape[0] else B_Z
+        return EliminatedTerm(
+            L=L,
+            L_inv=L_inv,
+            C_Z=C_Z,
+            C_W=B_W * col_scale,
+            row_scale=row_scale,
+            col_scale=col_scale if row_scale is not None else None,
+        )
     L = batched_cholesky(D)
     L_inv = batched_lower_inverse(L)
     if B_Z.shape[0]:
@@ -162,14 +179,17 @@ def _eliminate(D, B_Z, B_W, k):
 
 
 def _scaled_later_rows(blk, T, Lambda_later):
-    """``B = Lambda_later' (Z_later' Z_i) Lambda_i`` for the later random-effects rows."""
+    """``B = Lambda_later' (Z_later' Z_i) Lambda_i`` for the later random-effects rows,
+    and the row scale when ``B = diag(row_scale) Z_later' Z_i`` (else None)."""
     m, k = blk.n_levels, blk.n_coef
     if not blk.later_Z.shape[0]:
-        return sp.csr_matrix((0, m * k))
+        return sp.csr_matrix((0, m * k)), None
     lam = _diagonal(Lambda_later)
     if k == 1 and lam is not None:
-        return _scale_csr(blk.later_Z, rows=lam * T[0, 0])
-    return (Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))).tocsr()
+        row_scale = lam * T[0, 0]
+        return _scale_csr(blk.later_Z, rows=row_scale), row_scale
+    B = Lambda_later.T @ (blk.later_Z @ block_diagonal(np.broadcast_to(T, (m, k, k))))
+    return B.tocsr(), None
 
 
 def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
@@ -179,7 +199,7 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
     # D_j = T' A_j T + I - (fill-in of earlier stages), block diagonal by nesting
     D = block_matmul(block_matmul(T.T, blk.A), T)
     D[:, np.arange(k), np.arange(k)] += 1.0
-    B_Z = _scaled_later_rows(blk, T, Lambda_later)
+    B_Z, row_scale = _scaled_later_rows(blk, T, Lambda_later)
     B_W = (blk.WZ @ T).reshape(-1, m * k)
     for h, stage in enumerate(stages):
         start = row_offsets[h][i]
@@ -187,7 +207,21 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
         D -= block_diagonal_pairs(C_i, k)
         B_Z = B_Z - stage.C_Z[start + m * k :] @ C_i.T
         B_W = B_W - (C_i @ stage.C_W.T).T
-    return _eliminate(D, B_Z.tocsr(), B_W, k)
+    if stages:
+        row_scale = None  # B_Z now holds fill-in
+    return _eliminate(D, B_Z.tocsr(), B_W, k, row_scale)
+
+
+def dense_gram(cp, stage, C_D, power):
+    """``C_D C_D'`` (``power=1``) or ``C_D D^-1 C_D'`` (``power=2``, random intercepts,
+    ``D = L^2``), from the precomputed products when the closed term has them."""
+    pairs = cp.closed[0].pairs
+    if pairs is not None and stage.row_scale is not None and len(cp.closed) == 1:
+        r = stage.row_scale
+        return pairs(stage.col_scale ** (2 * power)) * np.outer(r, r)
+    if power == 1:
+        return gram(C_D)
+    return gram(_scale_csr(C_D, cols=1.0 / stage.L[:, 0, 0]))
 
 
 def _dense_schur_complement(cp, Lambda_dense, stages):
@@ -210,7 +244,7 @@ def _dense_schur_complement(cp, Lambda_dense, stages):
         S[q:, q:] -= C_W @ C_W.T
         if q:
             C_D = stage.C_Z[stage.C_Z.shape[0] - q :]
-            S[:q, :q] -= gram(C_D)
+            S[:q, :q] -= dense_gram(cp, stage, C_D, 1)
             S[q:, :q] -= (C_D @ C_W.T).T
     if q:
         S[:q, q:] = S[q:, :q].T

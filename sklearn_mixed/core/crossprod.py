@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .grouping import term_model_matrix
+from .pairs import PAIR_LIMIT, WeightedGram
 
 __all__ = ["ClosedBlock", "CrossProducts", "cross_products"]
 
@@ -34,6 +35,7 @@ class ClosedBlock:
     A: np.ndarray  # (m, k, k): per-level Gram matrices Z_j'Z_j
     WZ: np.ndarray  # (p + 1, m, k)
     later_Z: sp.csr_matrix  # (later random-effects columns, m k)
+    pairs: WeightedGram | None = None  # later_Z diag(w) later_Z', when it pays
 
     @property
     def n_levels(self):
@@ -72,6 +74,21 @@ def _block_diagonal_gram(term):
     return A
 
 
+def _weighted_gram(later_Z):
+    """A :class:`WeightedGram` of ``later_Z`` if it beats a dense syrk, else None.
+
+    Its cost per evaluation is the number of stored products; a syrk costs
+    ``q^2 m`` flops, about a hundred times cheaper each.
+    """
+    q, m = later_Z.shape
+    if not q:
+        return None
+    stored = WeightedGram.stored_products(later_Z)
+    if stored > PAIR_LIMIT or 100 * stored > q * q * m:
+        return None
+    return WeightedGram(later_Z)
+
+
 def _hstack(matrices, n):
     if not matrices:
         return sp.csr_matrix((n, 0))
@@ -99,11 +116,14 @@ def cross_products(X, y, closed_terms, dense_terms=()):
     blocks = []
     for i, (term, Z) in enumerate(zip(closed_terms, Z_closed, strict=True)):
         later = _hstack(Z_closed[i + 1 :] + [Z_dense], n)
+        later_Z = (later.T.tocsr() @ Z).tocsr()
+        single_intercept = len(closed_terms) == 1 and term.n_coef == 1
         blocks.append(
             ClosedBlock(
                 A=_block_diagonal_gram(term),
                 WZ=np.asarray((Z.T @ W).T).reshape(p + 1, term.n_levels, term.n_coef),
-                later_Z=(later.T.tocsr() @ Z).tocsr(),
+                later_Z=later_Z,
+                pairs=_weighted_gram(later_Z) if single_intercept else None,
             )
         )
     Zd_T = Z_dense.T.tocsr()

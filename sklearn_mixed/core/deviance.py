@@ -137,7 +137,7 @@ def _inverse_factor_columns(factor, i, L_D_inv):
     return pieces
 
 
-def conditional_covariance_blocks(factor, dense_sizes):
+def conditional_covariance_blocks(factor, dense_sizes, pairs=None):
     """Diagonal blocks of ``(L_Z L_Z')^-1``, one (m, k, k) stack per term.
 
     The block of a level is the Gram matrix of its columns of ``L_Z^-1``
@@ -148,11 +148,18 @@ def conditional_covariance_blocks(factor, dense_sizes):
     ----------
     dense_sizes : list of (m, k)
         Levels and coefficients of the dense terms.
+    pairs : WeightedGram, optional
+        Precomputed products of the closed term's cross-tabulation (random
+        intercepts): its blocks are then ``(1 + c_j' S_D^-1 c_j) / D_j`` from
+        one sparse product.
     """
     q = factor.q_dense
     L_D_inv = la.solve_triangular(factor.L22[:q, :q], np.eye(q), lower=True)
     blocks = []
     for i, stage in enumerate(factor.stages):
+        if i == 0 and pairs is not None and stage.row_scale is not None:
+            blocks.append(_intercept_blocks(stage, L_D_inv, pairs))
+            continue
         k = stage.L.shape[1]
         pieces = _inverse_factor_columns(factor, i, L_D_inv)
         blocks.append(sum(_column_pairs(piece, k) for piece in pieces))
@@ -162,3 +169,12 @@ def conditional_covariance_blocks(factor, dense_sizes):
         blocks.append(_column_pairs(cols, k))
         start += m * k
     return blocks
+
+
+def _intercept_blocks(stage, L_D_inv, pairs):
+    """``(1 + c_j' S_D^-1 c_j) / D_j`` with ``c_j = diag(r) n_j / L_j``."""
+    r = stage.row_scale
+    S_inv = L_D_inv.T @ L_D_inv
+    forms = pairs.quadratic_forms(S_inv * np.outer(r, r)) * stage.col_scale**2
+    D = stage.L[:, 0, 0] ** 2
+    return ((1.0 + forms) / D)[:, None, None]

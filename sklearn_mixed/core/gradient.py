@@ -27,7 +27,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .blocks import block_matmul, blockwise_outer, rows_times_blocks
-from .cholesky import gram
+from .cholesky import dense_gram
 
 __all__ = ["intercept_gradients", "relative_factor_gradients"]
 
@@ -212,9 +212,9 @@ def intercept_gradients(cp, factor, thetas, dense_sizes, method):
     C_W = stage.C_W * scale[None, :]
     trace = np.sum(S_bar[q2:, q2:] * (C_W @ C_W.T))
     if q2:
-        C_Z = stage.C_Z.multiply(scale[None, :]).tocsr()
-        trace += np.sum(S_bar[:q2, :q2] * gram(C_Z))
-        trace += 2.0 * np.sum(S_bar[q2:, :q2] * (C_Z @ C_W.T).T)
+        trace += np.sum(S_bar[:q2, :q2] * dense_gram(cp, stage, stage.C_Z, 2))
+        # C_W D^-1 C_Z' with C_W already scaled by D^-1/2
+        trace += 2.0 * np.sum(S_bar[q2:, :q2] * (stage.C_Z @ (C_W * scale[None, :]).T).T)
     diag_inverse = [np.sum(1.0 / D) + trace]
     diag_S = np.diag(S_bar)
     start = 0

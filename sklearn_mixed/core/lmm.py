@@ -155,7 +155,7 @@ def _modes_and_conditional_covariances(problem, factor, T, u_closed, u_dense, si
     """Conditional modes ``b = T u`` and ``Var(b | y)`` per term, in user order."""
     terms = problem.terms
     dense_sizes = [(terms[i].n_levels, terms[i].n_coef) for i in problem.dense]
-    blocks = conditional_covariance_blocks(factor, dense_sizes)
+    blocks = conditional_covariance_blocks(factor, dense_sizes, problem.cp.closed[0].pairs)
     dense_columns = np.cumsum([m * k for m, k in dense_sizes])[:-1]
     u_parts = u_closed + (np.split(u_dense, dense_columns) if dense_sizes else [])
     b, cond = [None] * len(terms), [None] * len(terms)
