@@ -390,10 +390,23 @@ def encode_factors(names, labels, n_samples):
     """``(codes, levels)`` of each grouping factor, checked to be a usable factor."""
     encoded = []
     for name, lab in zip(names, labels, strict=True):
-        codes, levels = encode_factor(lab)
+        codes, levels = _encode_labels(lab)
         _check_level_count(name, len(levels), n_samples)
         encoded.append((codes, levels))
     return encoded
+
+
+def _encode_labels(labels):
+    """Sorted levels and codes; pandas' hash-based factorize for text labels
+    (numpy's ``unique`` sorts every row), the core's encoder otherwise."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "OUST":
+        try:
+            codes, levels = pd.factorize(labels, sort=True)
+        except TypeError:  # labels of mixed types
+            return encode_factor(labels)
+        return codes.astype(np.intp, copy=False), np.asarray(levels)
+    return encode_factor(labels)
 
 
 def _check_level_count(name, n_levels, n_samples):
