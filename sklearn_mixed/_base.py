@@ -111,6 +111,8 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
             ensure_min_features=0 if groups is not None else 1,
         )
         design = self._fixed_design(X)
+        # the features are a view of the design from here on: one copy of X
+        X = design[:, 1:] if self.fit_intercept else design
         self._check_full_rank(design)
         terms, slopes = self._random_terms(X, groups)
         fit = self._fit_terms(design, y, terms)

@@ -74,6 +74,22 @@ def _block_diagonal_gram(term):
     return A
 
 
+def data_gram(X, y):
+    """``W'W`` for ``W = [X, y]``, without forming ``W`` (no copy of X)."""
+    p = X.shape[1]
+    WW = np.empty((p + 1, p + 1))
+    WW[:p, :p] = X.T @ X
+    WW[:p, p] = WW[p, :p] = X.T @ y
+    WW[p, p] = y @ y
+    return WW
+
+
+def _cross_with_data(Z, X, y):
+    """``W'Z`` for ``W = [X, y]`` ((p + 1) x columns of Z), without forming ``W``."""
+    Zt = Z.T.tocsr()
+    return np.vstack([np.asarray(Zt @ X).T, np.asarray(Zt @ y)[None, :]])
+
+
 def _weighted_gram(later_Z):
     """A :class:`WeightedGram` of ``later_Z`` if it beats a dense syrk, else None.
 
@@ -108,9 +124,6 @@ def cross_products(X, y, closed_terms, dense_terms=()):
     dense_terms : sequence of RandomTerm
     """
     n, p = X.shape
-    W = np.empty((n, p + 1))
-    W[:, :p] = X
-    W[:, p] = y
     Z_closed = [term_model_matrix(t) for t in closed_terms]
     Z_dense = _hstack([term_model_matrix(t) for t in dense_terms], n)
     blocks = []
@@ -121,7 +134,7 @@ def cross_products(X, y, closed_terms, dense_terms=()):
         blocks.append(
             ClosedBlock(
                 A=_block_diagonal_gram(term),
-                WZ=np.asarray((Z.T @ W).T).reshape(p + 1, term.n_levels, term.n_coef),
+                WZ=_cross_with_data(Z, X, y).reshape(p + 1, term.n_levels, term.n_coef),
                 later_Z=later_Z,
                 pairs=_weighted_gram(later_Z) if single_intercept else None,
             )
@@ -132,6 +145,6 @@ def cross_products(X, y, closed_terms, dense_terms=()):
         p=p,
         closed=tuple(blocks),
         ZdZd=(Zd_T @ Z_dense).toarray(),
-        WZd=np.asarray((Zd_T @ W).T),
-        WW=W.T @ W,
+        WZd=_cross_with_data(Z_dense, X, y),
+        WW=data_gram(X, y),
     )

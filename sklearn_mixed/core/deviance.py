@@ -44,10 +44,11 @@ def log_determinants(factor, p):
 def profiled_deviance(factor, n, p, method):
     """-2 log-likelihood (ML) or -2 REML criterion, profiled over beta and sigma."""
     logdet_Z, logdet_X, pwrss = log_determinants(factor, p)
-    if method == "ml":
-        return logdet_Z + n * (1.0 + np.log(2.0 * np.pi * pwrss / n))
-    dof = n - p
-    return logdet_Z + logdet_X + dof * (1.0 + np.log(2.0 * np.pi * pwrss / dof))
+    with np.errstate(divide="ignore"):  # an exact fit (r = 0) has deviance -inf
+        if method == "ml":
+            return logdet_Z + n * (1.0 + np.log(2.0 * np.pi * pwrss / n))
+        dof = n - p
+        return logdet_Z + logdet_X + dof * (1.0 + np.log(2.0 * np.pi * pwrss / dof))
 
 
 def residual_variance(factor, n, p, method):

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg as la
 
 from .cholesky import BlockedFactor
+from .crossprod import data_gram
 from .deviance import (
     conditional_covariance_blocks,
     fixed_effects_covariance,
@@ -110,9 +111,19 @@ def rank_deficient_columns(XtX, rtol=1e-10):
 
 
 def _plain_linear_factor(X, y):
-    """Factor of the augmented system when there are no random effects."""
-    W = np.column_stack([X, y])
-    L22 = la.cholesky(W.T @ W, lower=True, check_finite=False)
+    """Factor of the augmented system when there are no random effects.
+
+    ``[X'X, X'y; y'X, y'y] = [L_X, 0; c', r][L_X', c; 0, r]`` with
+    ``r^2 = y'y - c'c`` clipped at 0: a response that X fits exactly (r = 0)
+    is a degenerate but valid linear fit.
+    """
+    WW = data_gram(X, y)
+    p = X.shape[1]
+    L22 = np.zeros_like(WW)
+    L22[:p, :p] = la.cholesky(WW[:p, :p], lower=True, check_finite=False)
+    c = la.solve_triangular(L22[:p, :p], WW[:p, p], lower=True, check_finite=False)
+    L22[p, :p] = c
+    L22[p, p] = np.sqrt(max(WW[p, p] - c @ c, 0.0))
     return BlockedFactor(stages=(), L22=L22, q_dense=0)
 
 

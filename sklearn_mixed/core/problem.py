@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from .cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
 from .covariance import free_positions, n_theta, relative_factor, theta_lower_bounds, theta_start
-from .crossprod import cross_products
+from .crossprod import cross_products, data_gram
 from .dense import DENSE_SIZE_LIMIT, DenseDeviance
 from .deviance import profiled_deviance
 from .gradient import intercept_gradients, relative_factor_gradients
@@ -63,9 +63,9 @@ def _small_problem(X, y, terms, method):
     if q + p + 1 > DENSE_SIZE_LIMIT:
         return None
     Z = sp.hstack([term_model_matrix(t) for t in terms], format="csr")
-    W = np.column_stack([X, y])
-    ZtW = np.asarray(Z.T @ W)
-    G = np.block([[(Z.T @ Z).toarray(), ZtW], [ZtW.T, W.T @ W]])
+    Zt = Z.T.tocsr()
+    ZtW = np.column_stack([np.asarray(Zt @ X), np.asarray(Zt @ y)])
+    G = np.block([[(Zt @ Z).toarray(), ZtW], [ZtW.T, data_gram(X, y)]])
     return DenseDeviance(G, [(t.n_levels, t.n_coef) for t in terms], n, p, method)
 
 
