@@ -3,7 +3,6 @@ with MixedLinearRegressor's, lme4's Penicillin, variance shares, nesting,
 routing, bad input and the choice and adapter of the iterative solver."""
 
 import doctest
-import importlib.util
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from sklearn_mixed.datasets import load_pastes, load_penicillin
 
 KF = KFold(5, shuffle=True, random_state=0)
 REF = Path(__file__).parent / "data" / "lme4" / "ref"
-HAS_ITERATIVE = importlib.util.find_spec("sklearn_mixed.core.iterative") is not None
 
 
 # ---------------------------------------------------------------- data
@@ -288,13 +286,6 @@ def test_choose_solver_threshold():
     assert _crossed.choose_solver("iterative", [20, 5]) == "iterative"
 
 
-@pytest.mark.skipif(HAS_ITERATIVE, reason="sklearn_mixed.core.iterative exists")
-def test_iterative_solver_not_available_yet(penicillin):
-    X, y, groups = penicillin
-    with pytest.raises(NotImplementedError, match="solver='exact'"):
-        CrossedEffectsRegressor(solver="iterative").fit(X, y, groups=groups)
-
-
 @dataclass
 class _RequiredResult:
     beta: np.ndarray
@@ -388,7 +379,6 @@ def test_auto_switches_to_iterative_above_threshold(monkeypatch, penicillin):
     assert len(calls) == 1
 
 
-@pytest.mark.skipif(not HAS_ITERATIVE, reason="sklearn_mixed.core.iterative not written yet")
 def test_iterative_solver_approximates_exact_fit(three_factors):
     X, y, groups = three_factors
     approx = CrossedEffectsRegressor(solver="iterative", random_state=0).fit(X, y, groups=groups)

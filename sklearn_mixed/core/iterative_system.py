@@ -1,0 +1,435 @@
+"""Henderson's equations for crossed random intercepts, by block PCG.
+
+Part of the iterative solver (:mod:`.iterative`): the one pass over the data
+(:class:`_Design`: level counts, cross-products with X and y, sparse
+cross-tabulations of each pair of factors), the Schur complement on all
+factors but the largest (never formed; products through the
+cross-tabulations), block-Jacobi preconditioned conjugate gradients with many
+right-hand sides, and the solution at fixed variance components.
+"""
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse as sp
+
+__all__ = ["solve_mixed_model_equations"]
+
+_TEMP_BYTES = 24e6  # temporaries of factor 1's size per sparse product (below malloc's mmap)
+_BETWEEN_SHARE = 0.5  # deflate the traces by X columns varying mostly between levels
+
+
+def _as_codes(codes, n, n_levels, index):
+    codes = np.asarray(codes)
+    if codes.shape != (n,):
+        raise ValueError(f"codes_list[{index}] must have shape ({n},), got {codes.shape}")
+    if not np.issubdtype(codes.dtype, np.integer):
+        raise ValueError(f"codes_list[{index}] must hold integer level codes")
+    if n and (codes.min() < 0 or codes.max() >= n_levels):
+        raise ValueError(f"codes_list[{index}] must lie in [0, {n_levels})")
+    return codes
+
+
+def _crosstab(rows, cols, m_rows, m_cols):
+    """Sparse counts ``Z_rows' Z_cols`` (CSR, canonical, int32 indices when possible)."""
+    data = np.ones(rows.size)
+    return sp.coo_matrix((data, (rows, cols)), shape=(m_rows, m_cols)).tocsr()
+
+
+class _Design:
+    """Sufficient statistics of ``y ~ X + (1 | f_1) + ... + (1 | f_F)``, one pass.
+
+    Internally the factors are reordered so that the one with the most levels
+    (observed levels only) comes first: it is eliminated exactly.  Levels
+    without observations are dropped, and the levels of the other factors are
+    renumbered by decreasing count, which keeps the products with the
+    cross-tabulations cache friendly when popularity is skewed.
+    """
+
+    def __init__(self, X, y, codes_list, n_levels):
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+            raise ValueError("X must be (n, p) and y (n,) with the same n")
+        n, p = X.shape
+        F = len(codes_list)
+        if F == 0:
+            raise ValueError("at least one grouping factor is needed")
+        if n_levels is None:
+            n_levels = [int(np.max(c)) + 1 if len(c) else 0 for c in codes_list]
+        if len(n_levels) != F:
+            raise ValueError("n_levels must have one entry per factor")
+        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+            raise ValueError("X and y must be finite")
+        raw = [
+            _as_codes(c, n, int(m), i)
+            for i, (c, m) in enumerate(zip(codes_list, n_levels, strict=True))
+        ]
+        self.n, self.p, self.F = n, p, F
+        self.n_levels_user = [int(m) for m in n_levels]
+        counts_raw = [
+            np.bincount(c, minlength=m) for c, m in zip(raw, self.n_levels_user, strict=True)
+        ]
+        used = [int(np.count_nonzero(c)) for c in counts_raw]
+        for i, m in enumerate(used):
+            if m >= n:
+                raise ValueError(
+                    f"factor {i} has {m} observed levels for {n} observations: its variance "
+                    "is not identifiable from the residual variance"
+                )
+        if n <= p:
+            raise ValueError("more fixed effects than observations")
+        if p:
+            scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", X, X), 1e-300))
+            gram = (X.T @ X) / np.outer(scale, scale)
+            if np.linalg.eigvalsh(gram)[0] < 1e-10:
+                raise ValueError("X must have full column rank")
+        # internal order: the factor with the most observed levels first
+        self.order = sorted(range(F), key=lambda i: (-used[i], i))
+        self.codes, self.counts, self.levels = [], [], []
+        for pos, i in enumerate(self.order):
+            cnt = counts_raw[i]
+            present = np.flatnonzero(cnt)
+            if pos > 0:  # by decreasing count (stable): popular levels together
+                present = present[np.argsort(-cnt[present], kind="stable")]
+            rank = np.full(cnt.size, -1, dtype=np.int64)
+            rank[present] = np.arange(present.size)
+            index_type = np.int32 if present.size < 2**31 else np.int64
+            self.codes.append(rank[raw[i]].astype(index_type))
+            self.counts.append(cnt[present].astype(float))
+            self.levels.append(present)  # internal level j is user level present[j]
+        self.m = [c.size for c in self.counts]
+        self.X, self.y = X, y
+        self.XtX = X.T @ X
+        self.Xty = X.T @ y
+        self.yty = float(y @ y)
+        self.ZtX = [self._level_sums(f, X) for f in range(F)]
+        self.Zty = [np.bincount(self.codes[f], weights=y, minlength=self.m[f]) for f in range(F)]
+        # cross-tabulations: N1[g] = Z_1'Z_g (g >= 1), pair[(f, g)] = Z_f'Z_g (1 <= f < g)
+        self.N1 = [None] + [
+            _crosstab(self.codes[0], self.codes[g], self.m[0], self.m[g]) for g in range(1, F)
+        ]
+        self.pair = {
+            (f, g): _crosstab(self.codes[f], self.codes[g], self.m[f], self.m[g])
+            for f in range(1, F)
+            for g in range(f + 1, F)
+        }
+        # columns of X that vary mostly between the levels of a factor: their
+        # level means are directions of large variance for the traces
+        self.between = [self._between_columns(f) for f in range(F)]
+        self._operators = {}
+
+    def _between_columns(self, f):
+        sums = self.X.sum(axis=0) if self.p else np.zeros(0)
+        total = np.diag(self.XtX) - sums**2 / self.n
+        between = np.sum(self.ZtX[f] ** 2 / self.counts[f][:, None], axis=0) - sums**2 / self.n
+        scale = np.maximum(np.diag(self.XtX), 1e-300)
+        varying = total > 1e-10 * scale
+        return np.flatnonzero(varying & (between > _BETWEEN_SHARE * np.where(varying, total, 1.0)))
+
+    def operators(self, with_x):
+        """``(B, rows, Mo)`` of the reduced system, built once per ``with_x``.
+
+        ``B = [Z_1'Z_2, ..., Z_1'Z_F, Z_1'X]`` (CSR, the fixed-effects columns
+        stored as sparse entries so that one sparse product covers all),
+        ``rows`` the row of each stored entry of ``B``, and ``Mo`` the
+        coefficient block of ``x = (b_2, ..., b_F, beta)`` without its
+        ``lambda``-dependent diagonal ``counts_f + lambda_f``.
+        """
+        key = bool(with_x and self.p)
+        if key not in self._operators:
+            F, p = self.F, self.p
+            blocks = [self.N1[g] for g in range(1, F)]
+            if key:
+                blocks.append(sp.csr_matrix(self.ZtX[0]))
+            if blocks:
+                B = sp.hstack(blocks, format="csr")
+            else:
+                B = sp.csr_matrix((self.m[0], 0))
+            rows = np.repeat(np.arange(B.shape[0], dtype=np.int32), np.diff(B.indptr))
+            sizes = [self.m[f] for f in range(1, F)] + ([p] if key else [])
+            grid = [[None] * len(sizes) for _ in sizes]
+            for f in range(1, F):
+                for g in range(1, F):
+                    if f < g:
+                        grid[f - 1][g - 1] = self.pair[(f, g)]
+                    elif f > g:
+                        grid[f - 1][g - 1] = self.pair[(g, f)].T
+                if key:
+                    grid[f - 1][F - 1] = sp.csr_matrix(self.ZtX[f])
+                    grid[F - 1][f - 1] = sp.csr_matrix(self.ZtX[f].T)
+            if key:
+                grid[F - 1][F - 1] = sp.csr_matrix(self.XtX)
+            for i, size in enumerate(sizes):  # empty diagonal blocks fix the shapes
+                if grid[i][i] is None:
+                    grid[i][i] = sp.csr_matrix((size, size))
+            Mo = sp.bmat(grid, format="csr") if sizes else sp.csr_matrix((0, 0))
+            self._operators[key] = (B, rows, Mo)
+        return self._operators[key]
+
+    def _level_sums(self, f, W):
+        out = np.empty((self.m[f], W.shape[1]))
+        for j in range(W.shape[1]):
+            out[:, j] = np.bincount(self.codes[f], weights=W[:, j], minlength=self.m[f])
+        return out
+
+    def cross(self, f, g, v):
+        """``Z_f'Z_g v`` for internal factors ``f != g`` (v of shape (m_g, k))."""
+        if f == 0:
+            return self.N1[g] @ v
+        if g == 0:
+            return self.N1[f].T @ v
+        if f < g:
+            return self.pair[(f, g)] @ v
+        return self.pair[(g, f)].T @ v
+
+    def residuals(self, beta, b):
+        """``y - X beta - sum_f b_f[codes_f]`` (one pass over the data)."""
+        e = self.X @ beta
+        np.subtract(self.y, e, out=e)
+        buf = np.empty_like(e)
+        for f in range(self.F):
+            np.take(b[f], self.codes[f], out=buf)
+            e -= buf
+        return e
+
+    def to_user(self, b_internal):
+        """Per-factor modes in the user's factor and level order (0 for empty levels)."""
+        out = [None] * self.F
+        for pos, i in enumerate(self.order):
+            full = np.zeros(self.n_levels_user[i])
+            full[self.levels[pos]] = b_internal[pos]
+            out[i] = full
+        return out
+
+
+# ----------------------------------------------------------------------------- Schur system
+
+
+class _SchurSystem:
+    """Henderson's equations with the largest factor eliminated, at fixed ``lambda``.
+
+    The unknowns are ``(b_1, x)`` with ``x = (b_2, ..., b_F, beta)`` (``beta``
+    only when ``with_x``; without it the system is ``Z'Z + Lambda``, as ML's
+    traces need).  With ``D_1 = diag(counts_1 + lambda_1)`` and
+    ``B = [Z_1'Z_2, ..., Z_1'Z_F, Z_1'X]`` the Schur complement is
+    ``S = M - B' D_1^-1 B = M - Bs' Bs``, ``Bs = D_1^-1/2 B``, ``M`` the
+    coefficient block of ``x``.  A product with ``S`` is two sparse products
+    through ``Bs`` and one through the (small) off-diagonal part of ``M``.
+    """
+
+    def __init__(self, design, lam, with_x=True):
+        d = self.design = design
+        self.lam = np.asarray(lam, dtype=float)
+        self.with_x = with_x and d.p > 0
+        self.px = d.p if self.with_x else 0
+        F = d.F
+        B, rows, self.Mo = d.operators(self.with_x)
+        self.invD1 = 1.0 / (d.counts[0] + self.lam[0])
+        self.sqrt_invD1 = np.sqrt(self.invD1)
+        self.Bs = sp.csr_matrix((B.data * self.sqrt_invD1[rows], B.indices, B.indptr), B.shape)
+        self.BsT = self.Bs.T
+        sizes = [d.m[f] for f in range(1, F)] + [self.px]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.size = int(self.offsets[-1])
+        nz = self.size - self.px
+        self.mdiag = np.zeros(self.size)
+        for f in range(1, F):
+            self.mdiag[self.offsets[f - 1] : self.offsets[f]] = d.counts[f] + self.lam[f]
+        # block-Jacobi preconditioner: exact diagonal of each factor's block of
+        # S, and the dense fixed-effects block of S
+        colsq = np.bincount(self.Bs.indices, weights=self.Bs.data**2, minlength=self.size)
+        self.pdiag = (self.mdiag - colsq)[:nz]
+        if self.px:
+            Z1X = d.ZtX[0]
+            self.SXX = d.XtX - Z1X.T @ (self.invD1[:, None] * Z1X)
+            self.SXX_chol = la.cho_factor(self.SXX, lower=True)
+        # columns per sparse product: temporaries of factor 1's size stay small
+        self.width = max(1, int(_TEMP_BYTES // (8 * max(d.m[0], 1))))
+        self.n_products = 0
+
+    # -- pieces of a vector of the reduced space
+    def block(self, V, f):
+        """Rows of internal factor ``f >= 1`` in a reduced-space array."""
+        return V[self.offsets[f - 1] : self.offsets[f]]
+
+    def xpart(self, V):
+        return V[self.offsets[-2] : self.offsets[-1]]
+
+    def _columns(self, fn, V, rows_out):
+        """``fn`` applied to blocks of columns of V (bounded temporaries)."""
+        k = V.shape[1]
+        if k <= self.width:
+            return fn(V)
+        out = np.empty((rows_out, k))
+        for j in range(0, k, self.width):
+            out[:, j : j + self.width] = fn(V[:, j : j + self.width])
+        return out
+
+    def _matvec_block(self, V):
+        T = self.Bs @ V
+        out = self.Mo @ V
+        out += self.mdiag[:, None] * V
+        out -= self.BsT @ T
+        return out
+
+    def matvec(self, V):
+        """``S V`` for V of shape (size, k)."""
+        self.n_products += V.shape[1]
+        return self._columns(self._matvec_block, V, self.size)
+
+    def precondition(self, R):
+        out = np.empty_like(R)
+        nz = self.pdiag.size
+        out[:nz] = R[:nz] / self.pdiag[:, None]
+        if self.px:
+            out[nz:] = la.cho_solve(self.SXX_chol, R[nz:])
+        return out
+
+    def precondition_diag_quadratic(self, R):
+        """``r' P^-1 r`` per column."""
+        return np.einsum("ij,ij->j", R, self.precondition(R))
+
+    # -- full system <-> reduced system
+    def Kt(self, W):
+        """``B' D_1^-1 W`` (reduced space) for W of factor 1's size."""
+        return self._columns(lambda Wb: self.BsT @ (self.sqrt_invD1[:, None] * Wb), W, self.size)
+
+    def reduce(self, c1, cS):
+        """Right-hand side of the reduced system for the full one ``(c1, cS)``."""
+        return cS - self.Kt(c1)
+
+    def back_substitute(self, c1, X):
+        """``b_1 = D_1^-1 (c1 - B x)`` from the reduced solution."""
+        BX = self._columns(lambda Xb: self.Bs @ Xb, X, self.design.m[0])
+        return self.invD1[:, None] * c1 - self.sqrt_invD1[:, None] * BX
+
+    def solve(self, rhs, x0=None, tol=1e-8, max_iter=1000):
+        return _block_pcg(self.matvec, self.precondition, rhs, x0, tol, max_iter)
+
+    def cv_trace(self):
+        """``tr(K' P^-1 K)`` with ``K = B' D_1^-1`` (``P`` the preconditioner), exactly."""
+        _, rows, _ = self.design.operators(self.with_x)
+        colsq = np.bincount(
+            self.Bs.indices, weights=self.Bs.data**2 * self.invD1[rows], minlength=self.size
+        )
+        nz = self.pdiag.size
+        total = float(np.sum(colsq[:nz] / self.pdiag))
+        if self.px:
+            Z1X = self.design.ZtX[0]
+            G = Z1X.T @ ((self.invD1**2)[:, None] * Z1X)
+            total += float(np.trace(la.cho_solve(self.SXX_chol, G)))
+        return total
+
+
+def _block_pcg(matvec, precondition, Bm, X0=None, tol=1e-8, max_iter=1000):
+    """Preconditioned CG on the columns of ``Bm``, run in lockstep.
+
+    Each column has its own step sizes; converged columns (relative residual
+    below ``tol``, a scalar or one per column) drop out of the products.
+
+    Returns
+    -------
+    X, R : solutions and their residuals ``Bm - S X``
+    iterations : int, the longest column's
+    """
+    Bm = np.asarray(Bm, dtype=float)
+    k = Bm.shape[1]
+    tol = np.broadcast_to(np.asarray(tol, dtype=float), (k,))
+    if X0 is None:
+        X = np.zeros_like(Bm)
+        R = Bm.copy()
+    else:
+        X = np.array(X0, dtype=float, copy=True)
+        R = Bm - matvec(X)
+    target = tol * np.linalg.norm(Bm, axis=0)
+    active = np.flatnonzero(np.linalg.norm(R, axis=0) > target)
+    if active.size == 0:
+        return X, R, 0
+    Zr = precondition(R[:, active])
+    P = np.zeros_like(Bm)
+    P[:, active] = Zr
+    rz = np.zeros(k)
+    rz[active] = np.einsum("ij,ij->j", R[:, active], Zr)
+    iterations = 0
+    while active.size and iterations < max_iter:
+        iterations += 1
+        Pa = P[:, active]
+        AP = matvec(Pa)
+        alpha = rz[active] / np.einsum("ij,ij->j", Pa, AP)
+        X[:, active] += alpha * Pa
+        Ra = R[:, active] - alpha * AP
+        R[:, active] = Ra
+        still = np.linalg.norm(Ra, axis=0) > target[active]
+        if not np.all(still):
+            active, Pa, Ra = active[still], Pa[:, still], Ra[:, still]
+            if active.size == 0:
+                break
+        Zr = precondition(Ra)
+        rz_new = np.einsum("ij,ij->j", Ra, Zr)
+        P[:, active] = Zr + (rz_new / rz[active]) * Pa
+        rz[active] = rz_new
+    return X, R, iterations
+
+
+# ----------------------------------------------------------------------------- solutions
+
+
+def _full_rhs(design):
+    """Right-hand side ``(Z_1'y, [Z_2'y, ..., Z_F'y, X'y])`` of Henderson's equations."""
+    d = design
+    c1 = d.Zty[0][:, None]
+    parts = [d.Zty[f][:, None] for f in range(1, d.F)] + [d.Xty[:, None]]
+    return c1, np.concatenate(parts, axis=0)
+
+
+def _split_solution(system, c1, x):
+    """``(beta, [b_1, ..., b_F])`` (internal order) from a reduced solution column."""
+    d = system.design
+    b1 = system.back_substitute(c1, x)[:, 0]
+    b = [b1] + [system.block(x, f)[:, 0].copy() for f in range(1, d.F)]
+    beta = system.xpart(x)[:, 0].copy()
+    return beta, b
+
+
+def solve_mixed_model_equations(
+    X, y, codes_list, variances, sigma2, n_levels=None, *, tol=1e-10, max_iter=2000
+):
+    """Henderson's equations at fixed variance components, by block PCG.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n,)
+    codes_list : list of F integer arrays of shape (n,)
+        Level codes per grouping factor, ``0 <= codes < n_levels[f]``.
+    variances : array of shape (F,)
+        ``sigma_f^2``, all positive.
+    sigma2 : float
+        Residual variance.
+    n_levels : list of int, optional
+        Number of levels per factor (default: ``max(codes) + 1``).
+    tol : float
+        Relative residual of the reduced system at which CG stops.
+
+    Returns
+    -------
+    beta : ndarray of shape (p,)
+    b : list of ndarray of shape (n_levels_f,)
+        Conditional modes per factor (0 for levels without observations).
+    info : dict
+        ``cg_iterations`` and ``residual`` (relative residual reached).
+    """
+    d = _Design(X, y, codes_list, n_levels)
+    variances = np.asarray(variances, dtype=float)[d.order]
+    if np.any(variances <= 0):
+        raise ValueError("variances must be positive")
+    system = _SchurSystem(d, sigma2 / variances, with_x=True)
+    c1, cS = _full_rhs(d)
+    rhs = system.reduce(c1, cS)
+    x, R, iterations = system.solve(rhs, tol=tol, max_iter=max_iter)
+    beta, b = _split_solution(system, c1, x)
+    residual = float(np.linalg.norm(R) / max(np.linalg.norm(rhs), 1e-300))
+    return beta, d.to_user(b), {"cg_iterations": iterations, "residual": residual}
+
+
+# ----------------------------------------------------------------------------- moment start

@@ -1,0 +1,229 @@
+"""Variance-component ingredients of the iterative solver (:mod:`.iterative`).
+
+The method-of-moments start (Gao and Owen 2017, U-statistics of within-level
+squared differences, for any number of factors) and the Hutchinson estimates,
+with control variates, of each factor's trace of the inverse coefficient
+matrix; the probes are drawn once and kept.
+"""
+
+import numpy as np
+import scipy.linalg as la
+from scipy import stats
+
+__all__ = []
+
+
+def _moment_start(d):
+    """Method-of-moments variances from U-statistics of OLS residuals (O(n)).
+
+    For each factor ``f``, ``U_f = sum over pairs of observations sharing a
+    level of f of (r_i - r_j)^2``, and ``U_0`` the same over all pairs.  For a
+    pair sharing f's level, ``E (r_i - r_j)^2 = 2 sigma^2 + 2 sum_{g != f}
+    sigma_g^2 [levels of g differ]``, so ``E U`` is linear in the variances with
+    coefficients counted from the cross-tabulations (Gao and Owen 2017, for two
+    factors; the fixed effects' fit is ignored).
+    """
+    F, n = d.F, d.n
+    if d.p:
+        beta = la.lstsq(d.XtX, d.Xty)[0]
+        r = d.y - d.X @ beta
+    else:
+        r = d.y.copy()
+    r2 = r * r
+    U = np.empty(F + 1)
+    U[F] = n * r2.sum() - r.sum() ** 2
+    pairs_same = np.empty(F)
+    for f in range(F):
+        s1 = np.bincount(d.codes[f], weights=r, minlength=d.m[f])
+        s2 = np.bincount(d.codes[f], weights=r2, minlength=d.m[f])
+        U[f] = np.sum(d.counts[f] * s2 - s1 * s1)
+        pairs_same[f] = 0.5 * np.sum(d.counts[f] * (d.counts[f] - 1.0))
+
+    def pairs_both(f, g):  # pairs sharing the levels of both f and g
+        if f > g:
+            f, g = g, f
+        M = d.N1[g] if f == 0 else d.pair[(f, g)]
+        return 0.5 * (np.sum(M.data**2) - n)
+
+    P = 0.5 * n * (n - 1.0)
+    A = np.zeros((F + 1, F + 1))  # rows: U_f / 2, then U_0 / 2; columns: sigma_g^2, sigma^2
+    for f in range(F):
+        A[f, F] = pairs_same[f]
+        for g in range(F):
+            if g != f:
+                A[f, g] = pairs_same[f] - pairs_both(f, g)
+    A[F, F] = P
+    A[F, :F] = P - pairs_same
+    est = la.lstsq(A, 0.5 * U)[0]
+    total = max(float(r2.mean()), 1e-300)
+    floor = 1e-3 * total
+    est = np.where(np.isfinite(est), est, floor)
+    return np.maximum(est, floor)
+
+
+# ----------------------------------------------------------------------------- traces
+
+
+def _orthonormal_columns(A, rtol=1e-8):
+    """Gram-Schmidt on the columns of A in order, dropping dependent ones.
+
+    Prefixes of the result span prefixes of A (the first column stays first).
+    """
+    cols = []
+    for j in range(A.shape[1]):
+        v = A[:, j].astype(float, copy=True)
+        norm0 = np.linalg.norm(v)
+        if norm0 == 0.0:
+            continue
+        for _ in range(2):  # twice is enough
+            for u in cols:
+                v -= u * (u @ v)
+        norm = np.linalg.norm(v)
+        if norm > rtol * norm0:
+            cols.append(v / norm)
+    return np.column_stack(cols) if cols else np.zeros((A.shape[0], 0))
+
+
+class _Probes:
+    """Rademacher probes per factor, drawn once and extended on demand."""
+
+    def __init__(self, m, rng):
+        self.m = m
+        self.rng = rng
+        self.z = [np.zeros((mf, 0), dtype=np.int8) for mf in m]
+
+    def get(self, f, count):
+        have = self.z[f].shape[1]
+        if count > have:
+            new = self.rng.integers(0, 2, size=(self.m[f], count - have), dtype=np.int8)
+            self.z[f] = np.concatenate([self.z[f], 2 * new - 1], axis=1)
+        return self.z[f][:, :count].astype(float)
+
+
+def _quadratic_forms(rhs, X, R):
+    """``r' S^-1 r`` per column from approximate solutions: ``r'x + x'(r - S x)``.
+
+    The error is ``res' S^-1 res``, quadratic in the CG residual.
+    """
+    return np.einsum("ij,ij->j", rhs, X) + np.einsum("ij,ij->j", R, X)
+
+
+class _TraceEstimator:
+    """``tau_f = tr(C^ff)`` per factor from Hutchinson probes with control variates.
+
+    Factor 1 (eliminated): ``tau_1 = tr(D_1^-1) + tr(K' S^-1 K)``,
+    ``K = B' D_1^-1``.  The second term is estimated with probes of factor 1's
+    space projected off ``U_1`` (orthonormalized ``D_1^-1 Z_1'[1, X_b]``,
+    ``X_b`` the columns of X that vary mostly between levels: the projection
+    removes the probes' fixed-effects part, which carries the large
+    eigenvalues), plus its exact part on ``U_1``, with the control variate
+    ``r' P^-1 r`` (``P`` the preconditioner), whose expectation is exact.
+
+    Factor ``f >= 2``: ``A = (S^-1)_ff`` is solved against raw Rademacher
+    probes ``z`` and against ``U_f`` (Gram-Schmidt of ``[1, level means of
+    X_b]``).  With an intercept, ``1_f`` is an exact eigenvector of ``A``
+    (eigenvalue ``1 / lambda_f``) that would dominate the probes' variance;
+    the control variate ``sum_jk c_jk ((u_j'z)(u_k'z) - delta_jk)``, of mean
+    zero, removes the off-diagonal part of ``A`` along ``U_f``, with weights
+    ``c = U'AU - U' diag(P^-1) U`` from the ``U_f`` solves (not from the
+    probes, so the estimate stays unbiased and its standard error honest).
+    A factor with no more levels than probes is computed exactly, one unit
+    vector per level.
+    """
+
+    def __init__(self, design, probes):
+        self.d = design
+        self.probes = probes
+
+    def rhs(self, system, n_probes, exact):
+        """Reduced right-hand sides and their layout ``(factor, kind, count)``."""
+        d = self.d
+        blocks, layout, self.bases = [], [], [None] * d.F
+        # factor 1: D1^-1 Z_1'[1, X_between]
+        if exact[0]:
+            blocks.append(system.Kt(np.eye(d.m[0])))
+            layout.append((0, "unit", d.m[0]))
+        else:
+            A1 = np.column_stack([d.counts[0], d.ZtX[0][:, d.between[0]]])
+            U1 = _orthonormal_columns(system.invD1[:, None] * A1)
+            z = self.probes.get(0, n_probes[0])
+            zt = z - U1 @ (U1.T @ z)
+            for kind, cols in (("basis", U1), ("probe", zt)):
+                blocks.append(system.Kt(cols))
+                layout.append((0, kind, cols.shape[1]))
+            self.bases[0] = U1
+        for f in range(1, d.F):
+            if exact[f]:
+                pieces = (("unit", np.eye(d.m[f])),)
+            else:
+                means = d.ZtX[f][:, d.between[f]] / d.counts[f][:, None]
+                U = _orthonormal_columns(np.column_stack([np.ones(d.m[f]), means]))
+                self.bases[f] = U
+                pieces = (("basis", U), ("probe", self.probes.get(f, n_probes[f])))
+            for kind, cols in pieces:
+                R = np.zeros((system.size, cols.shape[1]))
+                system.block(R, f)[:] = cols
+                blocks.append(R)
+                layout.append((f, kind, cols.shape[1]))
+        return np.concatenate(blocks, axis=1), layout
+
+    def estimate(self, system, rhs, layout, X, R):
+        """``tau`` and the standard errors of its Hutchinson parts."""
+        d = self.d
+        q = _quadratic_forms(rhs, X, R)
+        tau = np.zeros(d.F)
+        se = np.zeros(d.F)
+        spans = {}
+        col = 0
+        for f, kind, k in layout:
+            spans[(f, kind)] = slice(col, col + k)
+            col += k
+        # factor 1
+        if (0, "unit") in spans:
+            tau[0] = system.invD1.sum() + q[spans[(0, "unit")]].sum()
+        else:
+            sb, sp_ = spans[(0, "basis")], spans[(0, "probe")]
+            tau[0] = system.invD1.sum() + q[sb].sum()
+            tau[0] += system.cv_trace() - system.precondition_diag_quadratic(rhs[:, sb]).sum()
+            vals = q[sp_] - system.precondition_diag_quadratic(rhs[:, sp_])
+            tau[0] += vals.mean() if vals.size else 0.0
+            se[0] = _standard_error(vals)
+        for f in range(1, d.F):
+            if (f, "unit") in spans:
+                tau[f] = q[spans[(f, "unit")]].sum()
+                continue
+            sb, sp_ = spans[(f, "basis")], spans[(f, "probe")]
+            U = self.bases[f]
+            AU = system.block(X[:, sb], f)
+            W = 0.5 * (U.T @ AU + AU.T @ U)
+            W[np.diag_indices_from(W)] = q[sb]  # variational diagonal
+            # control variate: the off-diagonal part of A along U, whose
+            # coefficients U'AU - U'DU come from the basis solves (D = diag(A)
+            # approximated by the preconditioner's), subtracted from each
+            # probe through (U'z)(U'z)' - I, of mean zero
+            dinv = 1.0 / system.pdiag[system.offsets[f - 1] : system.offsets[f]]
+            coef = W - U.T @ (dinv[:, None] * U)
+            coef = 0.5 * (coef + coef.T)
+            s_ = U.T @ system.block(rhs[:, sp_], f)
+            vals = q[sp_] - (np.einsum("jn,jk,kn->n", s_, coef, s_) - np.trace(coef))
+            tau[f] = vals.mean()
+            se[f] = _standard_error(vals)
+        return tau, se
+
+
+def _se_upper_ratio(count, level=0.05):
+    """Upper confidence factor of a standard deviation estimated from ``count`` values."""
+    if count < 2:
+        return np.inf
+    return float(np.sqrt((count - 1) / stats.chi2.ppf(level, count - 1)))
+
+
+def _standard_error(values):
+    if values.size == 0:
+        return 0.0
+    if values.size == 1:
+        return np.inf
+    return float(values.std(ddof=1) / np.sqrt(values.size))
+
+
+# ----------------------------------------------------------------------------- the fit
