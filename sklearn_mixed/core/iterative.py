@@ -351,26 +351,7 @@ def fit_crossed_iterative(
             AI = _average_information(c1_ai, rhs_ai, warm_ai, sysX, ww, theta)
             H_prev = theta[:, None] * AI * theta[None, :]
         H = H_prev
-        J = np.zeros((F + 1, F))  # d score / d tau
-        J[np.arange(F), np.arange(F)] = 0.5 * lam
-        J[F, :] = -0.5 * lam
-        free = np.concatenate([~frozen, [True]])
-        Hf = H[np.ix_(free, free)]
-        try:
-            Hinv = np.linalg.inv(Hf)
-        except np.linalg.LinAlgError:
-            Hinv = np.diag(1.0 / np.maximum(np.abs(np.diag(Hf)), 1e-12))
-        step = np.zeros(F + 1)
-        step[free] = Hinv @ g[free]
-        # Monte Carlo error of psi from the probes: H^-1 J diag(se^2) J' H^-1
-        sens = np.zeros((F + 1, F))  # d psi / d tau, times se(tau)
-        sens[free] = (Hinv @ J[free]) * np.where(np.isfinite(tau_se), tau_se, 1e300)
-        sens[:, frozen] = 0.0
-        mc_se = np.sqrt(np.sum(sens**2, axis=1))
-        # with few probes the sample variance is itself uncertain: its upper
-        # confidence bound decides whether more probes are needed
-        sens_upper = sens * np.array([_se_upper_ratio(c) for c in counts])
-        mc_upper = np.sqrt(np.sum(sens_upper**2, axis=1))
+        step, mc_se, sens_upper, mc_upper = _newton_step(H, g, lam, frozen, tau_se, counts)
         biggest = last_step = float(np.max(np.abs(step)))
         # steps are capped, except a small variance heading for 0 (where the
         # score in log scale vanishes and Newton's steps grow)
@@ -415,34 +396,12 @@ def fit_crossed_iterative(
             break
     theta = np.exp(psi)
     theta[:F][frozen] = 0.0
-    lam = np.where(frozen, 1.0 / _ZERO_RATIO, theta[F] / np.maximum(theta[:F], 1e-300))
-    sysX = _SchurSystem(d, lam, with_x=True)
-    rhs_y = sysX.reduce(c1_y, cS_y)
-    cols, x0 = [rhs_y], [warm_y if warm_y is not None else np.zeros_like(rhs_y)]
-    if compute_beta_cov and p:
-        EX = np.zeros((sysX.size, p))
-        sysX.xpart(EX)[:] = np.eye(p)
-        cols.append(EX)
-        x0.append(np.zeros_like(EX))
-    xall, _, its = sysX.solve(np.concatenate(cols, axis=1), np.concatenate(x0, axis=1), tol=cg_tol)
+    beta, b, beta_cov, its, n_products = _final_solution(
+        d, theta, frozen, (c1_y, cS_y), warm_y, compute_beta_cov, cg_tol
+    )
     iterations_total += its
-    products += sysX.n_products
-    beta, b = _split_solution(sysX, c1_y, xall[:, :1])
-    for f in np.flatnonzero(frozen):
-        b[f] = np.zeros_like(b[f])
-    beta_cov = None
-    if compute_beta_cov and p:
-        C = sysX.xpart(xall[:, 1:])
-        beta_cov = theta[F] * 0.5 * (C + C.T)
-    variances = np.empty(F)
-    variances[d.order] = theta[:F]
-    mc_user = np.empty(F + 1)
-    mc_user[d.order] = mc_se[:F]
-    mc_user[F] = mc_se[F]
-    probes_user = np.empty(F, dtype=int)
-    probes_user[d.order] = np.where(exact, [d.m[f] for f in range(F)], counts)
-    exact_user = np.empty(F, dtype=bool)
-    exact_user[d.order] = exact
+    products += n_products
+    variances, mc_user, probes_user, exact_user = _in_user_order(d, theta, mc_se, counts, exact)
     return IterativeFit(
         method=method,
         n=n,
@@ -467,6 +426,80 @@ def fit_crossed_iterative(
             "seconds": time.perf_counter() - t0,
         },
     )
+
+
+def _newton_step(H, g, lam, frozen, tau_se, counts):
+    """Newton step in psi and the Monte Carlo error of psi from the traces.
+
+    The error is ``H^-1 J diag(se(tau)^2) J' H^-1`` (``J = d score / d tau``);
+    with few probes the sample variance is itself uncertain, so its upper
+    confidence bound decides whether more probes are needed.
+
+    Returns ``(step, mc_se, sens_upper, mc_upper)``.
+    """
+    F = lam.size
+    J = np.zeros((F + 1, F))
+    J[np.arange(F), np.arange(F)] = 0.5 * lam
+    J[F, :] = -0.5 * lam
+    free = np.concatenate([~frozen, [True]])
+    Hf = H[np.ix_(free, free)]
+    try:
+        Hinv = np.linalg.inv(Hf)
+    except np.linalg.LinAlgError:
+        Hinv = np.diag(1.0 / np.maximum(np.abs(np.diag(Hf)), 1e-12))
+    step = np.zeros(F + 1)
+    step[free] = Hinv @ g[free]
+    sens = np.zeros((F + 1, F))  # d psi / d tau, times se(tau)
+    sens[free] = (Hinv @ J[free]) * np.where(np.isfinite(tau_se), tau_se, 1e300)
+    sens[:, frozen] = 0.0
+    mc_se = np.sqrt(np.sum(sens**2, axis=1))
+    sens_upper = sens * np.array([_se_upper_ratio(c) for c in counts])
+    mc_upper = np.sqrt(np.sum(sens_upper**2, axis=1))
+    return step, mc_se, sens_upper, mc_upper
+
+
+def _final_solution(d, theta, frozen, rhs, warm_y, compute_beta_cov, cg_tol):
+    """beta, the modes and (optionally) Var(beta) at the final variance components.
+
+    Returns ``(beta, b, beta_cov, cg_iterations, cg_products)``; a factor whose
+    variance is 0 has modes 0.
+    """
+    F, p = d.F, d.p
+    lam = np.where(frozen, 1.0 / _ZERO_RATIO, theta[F] / np.maximum(theta[:F], 1e-300))
+    sysX = _SchurSystem(d, lam, with_x=True)
+    c1_y, cS_y = rhs
+    rhs_y = sysX.reduce(c1_y, cS_y)
+    cols, x0 = [rhs_y], [warm_y if warm_y is not None else np.zeros_like(rhs_y)]
+    if compute_beta_cov and p:
+        EX = np.zeros((sysX.size, p))
+        sysX.xpart(EX)[:] = np.eye(p)
+        cols.append(EX)
+        x0.append(np.zeros_like(EX))
+    xall, _, its = sysX.solve(np.concatenate(cols, axis=1), np.concatenate(x0, axis=1), tol=cg_tol)
+    beta, b = _split_solution(sysX, c1_y, xall[:, :1])
+    for f in np.flatnonzero(frozen):
+        b[f] = np.zeros_like(b[f])
+    beta_cov = None
+    if compute_beta_cov and p:
+        C = sysX.xpart(xall[:, 1:])
+        beta_cov = theta[F] * 0.5 * (C + C.T)
+    return beta, b, beta_cov, its, sysX.n_products
+
+
+def _in_user_order(d, theta, mc_se, counts, exact):
+    """Variances, Monte Carlo errors, probe counts and exact-trace flags in the
+    user's factor order (the solver works with the largest factor first)."""
+    F = d.F
+    variances = np.empty(F)
+    variances[d.order] = theta[:F]
+    mc_user = np.empty(F + 1)
+    mc_user[d.order] = mc_se[:F]
+    mc_user[F] = mc_se[F]
+    probes_user = np.empty(F, dtype=int)
+    probes_user[d.order] = np.where(exact, [d.m[f] for f in range(F)], counts)
+    exact_user = np.empty(F, dtype=bool)
+    exact_user[d.order] = exact
+    return variances, mc_user, probes_user, exact_user
 
 
 def _user_variances(d, theta):
