@@ -36,7 +36,7 @@ __all__ = [
     "BlockedFactor",
     "EliminatedTerm",
     "block_diagonal",
-    "block_diagonal_pairs",
+    "row_block_pairs",
     "blocked_cholesky",
     "dense_gram",
     "gram",
@@ -99,14 +99,15 @@ def _block_diag(parts):
     return sp.block_diag(parts, format="csr")
 
 
-def block_diagonal_pairs(C, k):
-    """Diagonal ``k x k`` blocks of ``C C'`` for sparse ``C``: (m, k, k)."""
-    m = C.shape[0] // k
+def row_block_pairs(H, Y, k):
+    """``out[l, a, b] = sum_c H[l k + a, c] Y[l k + b, c]`` for sparse ``H`` (Y sparse
+    or dense): with ``Y = H``, the diagonal ``k x k`` blocks of ``H H'``."""
+    m = H.shape[0] // k
     out = np.empty((m, k, k))
     for a in range(k):
-        for b in range(a, k):
-            out[:, a, b] = np.asarray(C[a::k].multiply(C[b::k]).sum(axis=1)).ravel()
-            out[:, b, a] = out[:, a, b]
+        Ha = H[a::k]
+        for b in range(k):
+            out[:, a, b] = np.asarray(Ha.multiply(Y[b::k]).sum(axis=1)).ravel()
     return out
 
 
@@ -204,7 +205,7 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
     for h, stage in enumerate(stages):
         start = row_offsets[h][i]
         C_i = stage.C_Z[start : start + m * k]
-        D -= block_diagonal_pairs(C_i, k)
+        D -= row_block_pairs(C_i, C_i, k)
         B_Z = B_Z - stage.C_Z[start + m * k :] @ C_i.T
         B_W = B_W - (C_i @ stage.C_W.T).T
     if stages:

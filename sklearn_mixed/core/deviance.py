@@ -18,6 +18,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
+from .blocks import blockwise_outer
 from .cholesky import block_diagonal
 
 __all__ = [
@@ -97,7 +98,7 @@ def _column_pairs(G, k):
     m = G.shape[1] // k
     if not sp.issparse(G):
         Gr = G.reshape(G.shape[0], m, k)
-        return np.einsum("rja,rjb->jab", Gr, Gr)
+        return blockwise_outer(Gr, Gr)
     G = G.tocsc()
     out = np.empty((m, k, k))
     for a in range(k):

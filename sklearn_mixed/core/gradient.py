@@ -27,20 +27,9 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .blocks import block_matmul, blockwise_outer, rows_times_blocks
-from .cholesky import dense_gram
+from .cholesky import dense_gram, row_block_pairs
 
 __all__ = ["intercept_gradients", "relative_factor_gradients"]
-
-
-def _sparse_block_pairs(H, Y, k):
-    """``out[l, a, b] = sum_c H[l k + a, c] Y[l k + b, c]`` (H sparse, Y dense)."""
-    m = H.shape[0] // k
-    out = np.empty((m, k, k))
-    for a in range(k):
-        Ha = H[a::k]
-        for b in range(k):
-            out[:, a, b] = np.asarray(Ha.multiply(Y[b::k]).sum(axis=1)).ravel()
-    return out
 
 
 def _column_block_pairs(G, Y, k):
@@ -107,7 +96,7 @@ def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
     # Cbar_j' C_j summed over the rows of X, y and the other terms
     CtC = blockwise_outer(CbW, C_W)
     if cp.q_dense:
-        CtC += _sparse_block_pairs(stage.C_Z.T.tocsr(), Cbar_Z.T, k1).transpose(0, 2, 1)
+        CtC += row_block_pairs(stage.C_Z.T.tocsr(), Cbar_Z.T, k1).transpose(0, 2, 1)
     L_bar = -np.tril(block_matmul(np.swapaxes(L11_inv, 1, 2), CtC))
     L_bar[:, np.arange(k1), np.arange(k1)] += 2.0 / np.diagonal(L11, axis1=1, axis2=2)
     M11_bar = _cholesky_adjoint(L11, L11_inv, L_bar)
@@ -173,7 +162,7 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
         sl = slice(start, start + m * k)
         blocks = dense_part[sl, sl].reshape(m, k, m, k)
         diag = blocks[np.arange(m), :, np.arange(m), :]  # (m, k, k)
-        diag = diag + _sparse_block_pairs(H[sl], Bbar_Z[sl], k)
+        diag = diag + row_block_pairs(H[sl], Bbar_Z[sl], k)
         grads.append(diag.sum(axis=0))
         start += m * k
     return grads

@@ -490,11 +490,8 @@ def _in_user_order(d, theta, mc_se, counts, exact):
     """Variances, Monte Carlo errors, probe counts and exact-trace flags in the
     user's factor order (the solver works with the largest factor first)."""
     F = d.F
-    variances = np.empty(F)
-    variances[d.order] = theta[:F]
-    mc_user = np.empty(F + 1)
-    mc_user[d.order] = mc_se[:F]
-    mc_user[F] = mc_se[F]
+    variances = _user_variances(d, theta)[:F]
+    mc_user = _user_variances(d, mc_se)
     probes_user = np.empty(F, dtype=int)
     probes_user[d.order] = np.where(exact, [d.m[f] for f in range(F)], counts)
     exact_user = np.empty(F, dtype=bool)
@@ -503,6 +500,7 @@ def _in_user_order(d, theta, mc_se, counts, exact):
 
 
 def _user_variances(d, theta):
+    """A per-factor vector followed by the residual's, factors in the user's order."""
     out = np.empty(d.F + 1)
     out[d.order] = theta[: d.F]
     out[d.F] = theta[d.F]
