@@ -148,14 +148,12 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
             )
 
     def _store_fit(self, fit, terms, slopes):
-        names = self._fixed_names()
         beta = fit.beta
         if self.fit_intercept:
             self.intercept_, self.coef_ = float(beta[0]), beta[1:].copy()
         else:
             self.intercept_, self.coef_ = 0.0, beta.copy()
         self.fixed_effects_cov_ = fit.beta_cov
-        self.fixed_effects_ = _results.fixed_effects_table(names, beta, fit.beta_cov)
         self.residual_variance_ = fit.sigma2
         self.theta_ = fit.theta
         self.group_names_ = [t.name for t in terms]
@@ -164,25 +162,49 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
         self.random_slope_names_ = {t.name: list(t.covariate_names[1:]) for t in terms}
         self.covariance_structures_ = {t.name: t.structure for t in terms}
         self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
-        self.random_effects_ = {
-            t.name: pd.DataFrame(
-                b, index=pd.Index(t.levels, name=t.name), columns=list(t.covariate_names)
-            )
-            for t, b in zip(terms, fit.b, strict=True)
-        }
         self.random_effects_conditional_cov_ = {
             t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
         }
+        # arrays behind the DataFrame attributes, which are built on access
+        self._beta = beta
+        self._modes = {t.name: b for t, b in zip(terms, fit.b, strict=True)}
+        self._term_labels = [(t.name, tuple(t.covariate_names)) for t in terms]
         self._levels = {t.name: pd.Index(t.levels) for t in terms}
         self._slope_index = slopes
-        self.variance_components_ = _results.variance_components_table(
-            terms, fit.term_cov, fit.sigma2
-        )
         self.log_likelihood_ = fit.log_likelihood
         self.deviance_ = fit.deviance
         self.aic_, self.bic_ = fit.aic, fit.bic
         self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
         self.n_obs_ = fit.n
+
+    # The DataFrame attributes are views of the fitted arrays, built when read
+    # (as scikit-learn's ``feature_importances_``): a small fit costs no pandas.
+    @property
+    def fixed_effects_(self):
+        """DataFrame: estimate, standard error and t value per fixed effect."""
+        return _results.fixed_effects_table(
+            self._fixed_names(), self._beta, self.fixed_effects_cov_
+        )
+
+    @property
+    def random_effects_(self):
+        """dict of str -> DataFrame: conditional modes, one row per level."""
+        return {
+            name: pd.DataFrame(
+                self._modes[name],
+                index=self._levels[name].rename(name),
+                columns=list(covariates),
+            )
+            for name, covariates in self._term_labels
+        }
+
+    @property
+    def variance_components_(self):
+        """DataFrame: variance and standard deviation per (factor, term) and residual."""
+        term_cov = [self.random_effects_cov_[name] for name, _ in self._term_labels]
+        return _results.variance_components_table(
+            self._term_labels, term_cov, self.residual_variance_
+        )
 
     def _warn_about_fit(self, fit):
         if not fit.converged:
@@ -239,7 +261,7 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
         for name, level in codes.items():
             z = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in self._slope_index[name]])
             seen = level >= 0
-            b = self.random_effects_[name].to_numpy()
+            b = self._modes[name]
             mean[seen] += np.einsum("ik,ik->i", z[seen], b[level[seen]])
             if return_std:
                 # seen level: Var(b_j | y); unseen level: the factor's Sigma

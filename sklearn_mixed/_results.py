@@ -26,12 +26,15 @@ def fixed_effects_table(names, beta, beta_cov):
     )
 
 
-def variance_components_table(terms, term_cov, sigma2):
-    """Variance and standard deviation per (factor, term), then the residual."""
+def variance_components_table(term_labels, term_cov, sigma2):
+    """Variance and standard deviation per (factor, term), then the residual.
+
+    ``term_labels``: per term, the factor's name and the names of its covariates.
+    """
     rows = []
-    for term, cov in zip(terms, term_cov, strict=True):
-        for name, var in zip(term.covariate_names, np.diag(cov), strict=True):
-            rows.append((term.name, name, float(var)))
+    for (factor, covariates), cov in zip(term_labels, term_cov, strict=True):
+        for name, var in zip(covariates, np.diag(cov), strict=True):
+            rows.append((factor, name, float(var)))
     rows.append(("Residual", "", float(sigma2)))
     variance = np.array([r[2] for r in rows])
     index = pd.MultiIndex.from_tuples([r[:2] for r in rows], names=["factor", "term"])

@@ -96,6 +96,8 @@ def rank_deficient_columns(XtX, rtol=1e-10):
     """
     p = XtX.shape[0]
     scale = np.sqrt(np.clip(np.diag(XtX), 0.0, None))
+    if np.all(scale > 0.0) and np.linalg.eigvalsh(XtX / np.outer(scale, scale))[0] >= rtol:
+        return []  # full rank: no column to search for
     bad, kept = [], []
     for j in range(p):
         if scale[j] == 0.0:
@@ -149,7 +151,7 @@ def fit_lmm(X, y, terms, *, method="reml", max_iter=500, tol=1e-10):
     if not terms:
         return _assemble(None, _plain_linear_factor(X, y), [], np.zeros(0), n, p, method, None)
     problem = MixedModelProblem(X, y, terms, method)
-    with _blas_thread_limit(problem.cp.q_dense + p + 1):
+    with _blas_thread_limit(problem.dense_size):
         outcome = minimize_deviance(
             problem.deviance,
             problem.layout.start,
@@ -157,9 +159,27 @@ def fit_lmm(X, y, terms, *, method="reml", max_iter=500, tol=1e-10):
             value_and_gradient=problem.value_and_gradient if problem.has_gradient else None,
             max_iter=max_iter,
             tol=tol,
+            cheap=problem.is_small,
         )
+        if problem.is_small:
+            return _assemble_dense(problem, outcome.theta, n, p, method, outcome)
         factor, T = problem.factorize(outcome.theta)
         return _assemble(problem, factor, T, outcome.theta, n, p, method, outcome)
+
+
+def _assemble_dense(problem, theta, n, p, method, outcome):
+    """:func:`_assemble` for a small problem, from its dense factor."""
+    solution = problem.dense_solution(theta)
+    T = problem.layout.factors(theta)
+    sigma2 = solution.sigma2
+    b = [u @ Tj.T for u, Tj in zip(solution.u, T, strict=True)]  # b_j = T u_j
+    cond = [
+        sigma2 * (Tj[None] @ B @ Tj.T[None]) for B, Tj in zip(solution.conditional, T, strict=True)
+    ]
+    return _lmm_fit(
+        problem, theta, T, (solution.beta, b, cond, sigma2, solution.beta_cov),
+        solution.deviance, n, p, method, outcome,
+    )  # fmt: skip
 
 
 def _modes_and_conditional_covariances(problem, factor, T, u_closed, u_dense, sigma2):
@@ -184,6 +204,15 @@ def _assemble(problem, factor, T, theta, n, p, method, outcome):
     b, cond = [], []
     if problem is not None:
         b, cond = _modes_and_conditional_covariances(problem, factor, T, u_closed, u_dense, sigma2)
+    beta_cov = fixed_effects_covariance(factor, p, sigma2)
+    deviance = profiled_deviance(factor, n, p, method)
+    solved = (beta, b, cond, sigma2, beta_cov)
+    return _lmm_fit(problem, theta, T, solved, deviance, n, p, method, outcome)
+
+
+def _lmm_fit(problem, theta, T, solved, deviance, n, p, method, outcome):
+    """The :class:`LMMFit` of a solution ``(beta, b, Var(b | y), sigma^2, Var(beta))``."""
+    beta, b, cond, sigma2, beta_cov = solved
     return LMMFit(
         method=method,
         n=n,
@@ -193,9 +222,9 @@ def _assemble(problem, factor, T, theta, n, p, method, outcome):
         beta=beta,
         b=b,
         sigma2=float(sigma2),
-        beta_cov=fixed_effects_covariance(factor, p, sigma2),
+        beta_cov=beta_cov,
         conditional_cov=cond,
-        deviance=float(profiled_deviance(factor, n, p, method)),
+        deviance=float(deviance),
         n_iter=outcome.n_iter if outcome else 1,  # closed form: one factorization
         n_evaluations=outcome.n_evaluations if outcome else 1,
         converged=outcome.converged if outcome else True,

@@ -15,11 +15,25 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from .bfgs import projected_bfgs
+
 __all__ = ["OptimizeOutcome", "minimize_deviance"]
 
 # Deviance returned where the factorization fails (theta far outside the
 # feasible region); finite so that quasi-Newton line searches back off.
 _FAILED = 1e300
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """``theta >= lower``, and which quasi-Newton method to use."""
+
+    lower: np.ndarray
+    projected: bool  # projected BFGS (cheap evaluations) or L-BFGS-B
+
+    @property
+    def pairs(self):
+        return [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
 
 
 @dataclass(frozen=True)
@@ -94,12 +108,14 @@ def _probe_off_boundary(objective, theta, value, theta0, lower):
 
 
 def _quasi_newton(objective, theta, bounds, max_iter, tol):
+    if bounds.projected:
+        return projected_bfgs(objective.value_and_gradient, theta, bounds.lower, max_iter=max_iter)
     return minimize(
         objective.value_and_gradient,
         theta,
         jac=True,
         method="L-BFGS-B",
-        bounds=bounds,
+        bounds=bounds.pairs,
         options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxcor": 20},
     )
 
@@ -109,12 +125,14 @@ def _nelder_mead_polish(objective, theta, value, bounds, tol):
         objective,
         theta,
         method="Nelder-Mead",
-        bounds=bounds,
+        bounds=bounds.pairs,
         options={"maxiter": 200 * theta.size, "xatol": 1e-8, "fatol": tol * max(1.0, abs(value))},
     )
 
 
-def minimize_deviance(deviance, theta0, lower, *, value_and_gradient=None, max_iter=500, tol=1e-10):
+def minimize_deviance(
+    deviance, theta0, lower, *, value_and_gradient=None, max_iter=500, tol=1e-10, cheap=False
+):
     """Minimize ``deviance(theta)`` subject to ``theta >= lower``.
 
     A diagonal element of ``T`` at its bound 0 is always a stationary point
@@ -141,7 +159,7 @@ def minimize_deviance(deviance, theta0, lower, *, value_and_gradient=None, max_i
     theta0 = np.asarray(theta0, dtype=float)
     if theta0.size == 0:
         return OptimizeOutcome(theta0, objective(theta0), 0, 1, True, "no parameters")
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    bounds = _Bounds(np.asarray(lower, dtype=float), cheap and value_and_gradient is not None)
     result = _quasi_newton(objective, theta0, bounds, max_iter, tol)
     n_iter, converged, message = result.nit, bool(result.success), str(result.message)
     theta, value = result.x, result.fun

@@ -5,16 +5,17 @@ and maps ``theta`` to the blocked factor (:mod:`.cholesky`), the profiled
 deviance (:mod:`.deviance`) and its gradient (:mod:`.gradient`).
 """
 
+import functools
+
 import numpy as np
-import scipy.sparse as sp
 
 from .cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
 from .covariance import free_positions, n_theta, relative_factor, theta_lower_bounds, theta_start
-from .crossprod import cross_products, data_gram
-from .dense import DENSE_SIZE_LIMIT, DenseDeviance
+from .crossprod import cross_products
+from .dense import DENSE_SIZE_LIMIT, DenseDeviance, dense_gram
 from .deviance import profiled_deviance
 from .gradient import intercept_gradients, relative_factor_gradients
-from .grouping import is_nested_in, term_model_matrix
+from .grouping import is_nested_in
 
 __all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
 
@@ -62,10 +63,7 @@ def _small_problem(X, y, terms, method):
     q = sum(t.n_columns for t in terms)
     if q + p + 1 > DENSE_SIZE_LIMIT:
         return None
-    Z = sp.hstack([term_model_matrix(t) for t in terms], format="csr")
-    Zt = Z.T.tocsr()
-    ZtW = np.column_stack([np.asarray(Zt @ X), np.asarray(Zt @ y)])
-    G = np.block([[(Zt @ Z).toarray(), ZtW], [ZtW.T, data_gram(X, y)]])
+    G = dense_gram(X, y, terms)
     return DenseDeviance(G, [(t.n_levels, t.n_coef) for t in terms], n, p, method)
 
 
@@ -119,10 +117,32 @@ class MixedModelProblem:
         self.order = self.closed + self.dense  # elimination order
         self.layout = ThetaLayout(terms)
         self._intercepts_only = all(t.n_coef == 1 for t in terms)
-        self.cp = cross_products(
-            X, y, [terms[i] for i in self.closed], [terms[i] for i in self.dense]
-        )
+        self._data = (X, y)
         self._small = _small_problem(X, y, terms, method)
+
+    @functools.cached_property
+    def cp(self):
+        """The blocked cross-products (formed on first use: small problems
+        work on the dense system alone)."""
+        X, y = self._data
+        closed = [self.terms[i] for i in self.closed]
+        return cross_products(X, y, closed, [self.terms[i] for i in self.dense])
+
+    @property
+    def is_small(self):
+        """Whether the whole system is dense (:mod:`.dense`)."""
+        return self._small is not None
+
+    @property
+    def dense_size(self):
+        """Order of the dense block each evaluation factors."""
+        if self._small is not None:
+            return self._small.G.shape[0]
+        return self.cp.q_dense + self.p + 1
+
+    def dense_solution(self, theta):
+        """The :class:`~.dense.DenseSolution` at theta of a small problem."""
+        return self._small.solution(self.layout.factors(theta))
 
     @property
     def has_gradient(self):
