@@ -19,7 +19,9 @@ nested factors keep their sparsity.  With
 terms, X and y), what remains is the dense Cholesky factor ``L22`` of the
 Schur complement ``S = M_DD - sum_i C_Di C_Di'`` over the dense terms, X and
 y.  The last row of ``L22`` is ``(c_uD', c_beta', r)``, ``r^2`` being the
-penalized residual sum of squares.
+penalized residual sum of squares.  For random intercepts crossed with term 1,
+``S`` is assembled on its sparsity pattern straight into LAPACK's layout
+(:mod:`.schur`).
 """
 
 from dataclasses import dataclass
@@ -80,6 +82,10 @@ def relative_factor_matrix(T_blocks, n_levels):
     """Sparse ``Lambda = diag(I_m (x) T)`` over several terms."""
     if not T_blocks:
         return _EMPTY
+    if all(T.shape == (1, 1) for T in T_blocks):  # random intercepts: a diagonal
+        diag = np.repeat([T[0, 0] for T in T_blocks], n_levels).astype(float)
+        positions = np.arange(diag.size + 1)
+        return sp.csr_matrix((diag, positions[:-1], positions), shape=(diag.size,) * 2)
     parts = [
         block_diagonal(np.broadcast_to(T, (m,) + T.shape))
         for T, m in zip(T_blocks, n_levels, strict=True)
@@ -271,6 +277,10 @@ def blocked_cholesky(cp, T_closed, Lambda_dense):
             [relative_factor_matrix(T_closed[i + 1 :], later_levels), Lambda_dense]
         )
         stages.append(_closed_stage(cp, i, T, Lambda_later, stages, row_offsets))
-    S = _dense_schur_complement(cp, Lambda_dense, stages)
-    L22 = la.cholesky(S, lower=True, check_finite=False)
+    if cp.schur is not None and stages[0].row_scale is not None:
+        lam = _diagonal(Lambda_dense)
+        L22 = cp.schur.factor(stages[0], lam, cp.WZd, cp.WW)
+    else:
+        S = _dense_schur_complement(cp, Lambda_dense, stages)
+        L22 = la.cholesky(S, lower=True, check_finite=False)
     return BlockedFactor(stages=tuple(stages), L22=L22, q_dense=cp.q_dense)

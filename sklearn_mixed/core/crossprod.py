@@ -24,6 +24,8 @@ import scipy.sparse as sp
 
 from .grouping import term_model_matrix
 from .pairs import PAIR_LIMIT, WeightedGram
+from .schur import CrossedSchur
+from .threads import single_blas_thread
 
 __all__ = ["ClosedBlock", "CrossProducts", "cross_products"]
 
@@ -56,6 +58,8 @@ class CrossProducts:
     ZdZd: np.ndarray  # (q_D, q_D)
     WZd: np.ndarray  # (p + 1, q_D)
     WW: np.ndarray  # (p + 1, p + 1)
+    # the pattern of the dense block, when the closed term has precomputed pairs
+    schur: CrossedSchur | None = None
 
     @property
     def q_dense(self):
@@ -123,6 +127,11 @@ def cross_products(X, y, closed_terms, dense_terms=()):
         At least one; each must have all earlier closed terms nested in it.
     dense_terms : sequence of RandomTerm
     """
+    with single_blas_thread():  # small level-2 products: threads would only wait
+        return _cross_products(X, y, closed_terms, dense_terms)
+
+
+def _cross_products(X, y, closed_terms, dense_terms):
     n, p = X.shape
     Z_closed = [term_model_matrix(t) for t in closed_terms]
     Z_dense = _hstack([term_model_matrix(t) for t in dense_terms], n)
@@ -139,12 +148,14 @@ def cross_products(X, y, closed_terms, dense_terms=()):
                 pairs=_weighted_gram(later_Z) if single_intercept else None,
             )
         )
-    Zd_T = Z_dense.T.tocsr()
+    ZdZd = Z_dense.T.tocsr() @ Z_dense
+    pairs = blocks[0].pairs
     return CrossProducts(
         n=n,
         p=p,
         closed=tuple(blocks),
-        ZdZd=(Zd_T @ Z_dense).toarray(),
+        ZdZd=ZdZd.toarray(),
         WZd=_cross_with_data(Z_dense, X, y),
         WW=data_gram(X, y),
+        schur=CrossedSchur(pairs, ZdZd, p + 1) if pairs is not None else None,
     )

@@ -17,6 +17,7 @@ and the conditional variances ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^-1 Lambda
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from .blocks import blockwise_outer
 from .cholesky import block_diagonal
@@ -144,7 +145,8 @@ def conditional_covariance_blocks(factor, dense_sizes, pairs=None):
 
     The block of a level is the Gram matrix of its columns of ``L_Z^-1``
     (``(L_Z L_Z')^-1 = L_Z^-T L_Z^-1``).  Closed terms come first, in
-    elimination order, then the dense terms.
+    elimination order, then the dense terms, whose blocks are those of
+    ``S_D^-1 = L_D^-T L_D^-1`` (one LAPACK ``potri``).
 
     Parameters
     ----------
@@ -156,27 +158,40 @@ def conditional_covariance_blocks(factor, dense_sizes, pairs=None):
         one sparse product.
     """
     q = factor.q_dense
-    L_D_inv = la.solve_triangular(factor.L22[:q, :q], np.eye(q), lower=True)
+    S_inv = _dense_inverse(factor.L22[:q, :q])
+    L_D_inv = None
     blocks = []
     for i, stage in enumerate(factor.stages):
         if i == 0 and pairs is not None and stage.row_scale is not None:
-            blocks.append(_intercept_blocks(stage, L_D_inv, pairs))
+            blocks.append(_intercept_blocks(stage, S_inv, pairs))
             continue
+        if L_D_inv is None:
+            L_D_inv = la.solve_triangular(factor.L22[:q, :q], np.eye(q), lower=True)
         k = stage.L.shape[1]
         pieces = _inverse_factor_columns(factor, i, L_D_inv)
         blocks.append(sum(_column_pairs(piece, k) for piece in pieces))
     start = 0
     for m, k in dense_sizes:
-        cols = L_D_inv[:, start : start + m * k]
-        blocks.append(_column_pairs(cols, k))
+        # the k x k diagonal blocks of S_D^-1 over this term's columns
+        square = S_inv[start : start + m * k, start : start + m * k].reshape(m, k, m, k)
+        lower = np.tril(square[np.arange(m), :, np.arange(m), :])
+        blocks.append(lower + np.swapaxes(np.tril(lower, -1), 1, 2))
         start += m * k
     return blocks
 
 
-def _intercept_blocks(stage, L_D_inv, pairs):
+def _dense_inverse(L_D):
+    """The lower triangle of ``S_D^-1 = L_D^-T L_D^-1`` (the upper is not set)."""
+    if not L_D.size:
+        return np.zeros(L_D.shape)
+    S_inv, info = lapack.dpotri(L_D, lower=1)
+    if info:
+        raise np.linalg.LinAlgError(f"singular factor (dpotri info={info})")
+    return S_inv
+
+
+def _intercept_blocks(stage, S_inv, pairs):
     """``(1 + c_j' S_D^-1 c_j) / D_j`` with ``c_j = diag(r) n_j / L_j``."""
-    r = stage.row_scale
-    S_inv = L_D_inv.T @ L_D_inv
-    forms = pairs.quadratic_forms(S_inv * np.outer(r, r)) * stage.col_scale**2
+    forms = pairs.quadratic_forms(S_inv, stage.row_scale) * stage.col_scale**2
     D = stage.L[:, 0, 0] ** 2
     return ((1.0 + forms) / D)[:, None, None]

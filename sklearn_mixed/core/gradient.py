@@ -191,21 +191,15 @@ def intercept_gradients(cp, factor, thetas, dense_sizes, method):
     dense_sizes : list of int
         Levels of each dense factor.
     """
-    n, p, q2 = cp.n, cp.p, cp.q_dense
-    reml = method == "reml"
     stage = factor.stages[0]
     D = stage.L[:, 0, 0] ** 2
-    S_bar = _schur_adjoint(factor, q2, p, n - p if reml else n, reml)
-    # K = C D^-1 C' over the rows of the dense factors, X and y
-    scale = 1.0 / stage.L[:, 0, 0]
-    C_W = stage.C_W * scale[None, :]
-    trace = np.sum(S_bar[q2:, q2:] * (C_W @ C_W.T))
-    if q2:
-        trace += np.sum(S_bar[:q2, :q2] * dense_gram(cp, stage, stage.C_Z, 2))
-        # C_W D^-1 C_Z' with C_W already scaled by D^-1/2
-        trace += 2.0 * np.sum(S_bar[q2:, :q2] * (stage.C_Z @ (C_W * scale[None, :]).T).T)
+    if cp.schur is not None and stage.row_scale is not None:
+        reml = method == "reml"
+        weight = _deviance_weights(factor.L22.shape[0], cp.q_dense, cp.p, _nu(cp, method), reml)
+        diag_S, trace = cp.schur.adjoint_traces(stage, factor.L22, weight)
+    else:
+        diag_S, trace = _dense_adjoint_traces(cp, factor, method)
     diag_inverse = [np.sum(1.0 / D) + trace]
-    diag_S = np.diag(S_bar)
     start = 0
     for m in dense_sizes:
         diag_inverse.append(diag_S[start : start + m].sum())
@@ -215,3 +209,23 @@ def intercept_gradients(cp, factor, thetas, dense_sizes, method):
         2.0 / theta * (m - tr) if theta != 0.0 else 0.0
         for theta, m, tr in zip(thetas, sizes, diag_inverse, strict=True)
     ]
+
+
+def _nu(cp, method):
+    return cp.n - cp.p if method == "reml" else cp.n
+
+
+def _dense_adjoint_traces(cp, factor, method):
+    """``diag(Sbar)`` and ``tr(Sbar K)``, ``K = C D^-1 C'``, from the full ``Sbar``."""
+    p, q2 = cp.p, cp.q_dense
+    stage = factor.stages[0]
+    S_bar = _schur_adjoint(factor, q2, p, _nu(cp, method), method == "reml")
+    # K over the rows of the dense factors, X and y
+    scale = 1.0 / stage.L[:, 0, 0]
+    C_W = stage.C_W * scale[None, :]
+    trace = np.sum(S_bar[q2:, q2:] * (C_W @ C_W.T))
+    if q2:
+        trace += np.sum(S_bar[:q2, :q2] * dense_gram(cp, stage, stage.C_Z, 2))
+        # C_W D^-1 C_Z' with C_W already scaled by D^-1/2
+        trace += 2.0 * np.sum(S_bar[q2:, :q2] * (stage.C_Z @ (C_W * scale[None, :]).T).T)
+    return np.diag(S_bar), trace

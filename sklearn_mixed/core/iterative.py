@@ -41,28 +41,25 @@ factoring anything larger than ``p x p``:
        score_e = (e'e / sigma^2 - (n - p - sum_f (m_f - lambda_f tau_f))) / 2
 
    (Henderson's REML equations; ``m_f - lambda_f tau_f`` is factor ``f``'s
-   effective number of parameters).  The traces are the only quantities
-   estimated stochastically: Hutchinson's estimator with Rademacher probes,
-   each probe one CG solve, with control variates that remove most of its
-   variance (:class:`_TraceEstimator`): the largest factor's block is
-   ``D_1^-1`` (exact) plus a correction whose probes are compared with their
-   preconditioned approximation (exact expectation); for the other factors
-   the off-diagonal mass along a factor's constant vector (with an intercept,
-   ``1_f / lambda_f`` is an exact eigenpair of the block) and along the level
-   means of columns of X that vary between levels is subtracted with weights
-   from a few deterministic solves.  The probes are drawn once
-   (``random_state``) and kept, so the estimated score is a smooth
+   effective number of parameters).  The traces are estimated by Hutchinson's
+   estimator with Rademacher probes, each one CG solve, with control variates
+   that remove most of its variance (:class:`_TraceEstimator`).  The probes are
+   drawn once (``random_state``) and kept, so the estimated score is a smooth
    deterministic function of ``psi`` (a sample-average approximation) and
-   warm-started CG solves stay cheap from one iteration to the next.  Newton
-   steps use the average-information matrix (Gilmour, Thompson and Cullis
-   1995), from ``F + 1`` more solves.  The start is a method of moments in
-   ``O(n)``: the U-statistics of Gao and Owen (2017) on the within-level
-   squared differences of OLS residuals, extended to any number of factors.
-   Probes are doubled until the Monte Carlo standard error of every log
-   variance component (the sample variance of the probes propagated through
-   the inverse information, at its upper 95% confidence bound) is below
-   ``mc_tol``; a factor with no more levels than probes gets its trace
-   exactly.
+   warm-started CG solves stay cheap.  Newton steps use the average-information
+   matrix (Gilmour, Thompson and Cullis 1995), from ``F + 1`` more solves, and
+   start from a method of moments in ``O(n)`` (the U-statistics of Gao and Owen
+   2017, extended to any number of factors).  Probes are doubled until the
+   Monte Carlo standard error of every log variance component (at its upper
+   95% confidence bound) is below ``mc_tol``; a factor with no more levels
+   than probes gets its trace exactly.
+
+4. **At the final variance components** (:mod:`.iterative_likelihood`): lme4's
+   profiled (RE)ML criterion, whose log-determinant is estimated by deflated
+   stochastic Lanczos quadrature on the preconditioned ``S`` (the
+   preconditioner's log-determinant is exact), and approximate conditional
+   variances ``Var(b_j | y)`` from the preconditioner, corrected along each
+   factor's constant vector.
 
 The result is **approximate**: the variance components differ from the exact
 REML (or ML) estimates by the Monte Carlo error of the traces (estimated in
@@ -70,19 +67,22 @@ REML (or ML) estimates by the Monte Carlo error of the traces (estimated in
 is five standard errors) and by the convergence tolerances.  The fixed
 effects, their covariance and the conditional modes are the exact solutions of
 Henderson's equations at those variance components, up to the CG tolerance.
-The REML criterion itself (its log-determinants) is not computed: there is no
-deviance, AIC or BIC.  Variance components that REML puts at 0 are detected
-(``singular``) when their ratio to ``sigma^2`` falls below ``1e-10``.
+The log-likelihood is a stochastic estimate with a Monte Carlo standard error
+(``IterativeFit.log_likelihood_se``, kept below ``0.02``).  Variance
+components that REML puts at 0 are detected (``singular``) when their ratio
+to ``sigma^2`` falls below ``1e-10``.
 
-Measured (``tests/test_core_iterative.py`` and scratch benchmarks): on crossed,
-three-factor, nested and mostly-single-observation designs of ``2e4``-``4e4``
-rows, variance components within ``3e-3`` (relative) of the exact REML/ML fit,
-predictions within ``1e-4 sd(y)``; for ``n = 1e6`` (``1e4 x 1e3`` levels) within
-``1e-5``, 16 times faster than the exact solver; ``n = 1e7`` with ``1e6`` users x
-``1e5`` items in about 30 s and 1.9 GB on two cores.  Convergence of CG is slower
-for deep nesting (``a/b/c``: about 25 iterations instead of 6-10), as Pandolfi
-et al. (2024) predict; backfitting (Ghosh, Hastie and Owen 2022) is the
-Gauss-Seidel alternative to the CG solves.
+Measured (``tests/test_core_iterative.py``, ``tests/test_iterative_likelihood.py``
+and scratch benchmarks): on crossed, three-factor, nested and
+mostly-single-observation designs of ``2e4``-``4e4`` rows, variance components
+within ``3e-3`` (relative) of the exact REML/ML fit, predictions within ``1e-4
+sd(y)``, log-likelihoods within ``0.01``; for ``n = 1e6`` (``1e4 x 1e3`` levels)
+within ``1e-5``, 16 times faster than the exact solver; ``n = 1e7`` with ``1e6``
+users x ``1e5`` items in about 30 s and 1.9 GB on two cores, plus about 20% for the
+log-likelihood and the conditional variances.  Convergence of CG
+is slower for deep nesting (``a/b/c``: about 25 iterations instead of 6-10),
+as Pandolfi et al. (2024) predict; backfitting (Ghosh, Hastie and Owen 2022)
+is the Gauss-Seidel alternative to the CG solves.
 
 References
 ----------
@@ -114,6 +114,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .iterative_likelihood import conditional_variances, log_likelihood, penalized_rss
+from .iterative_result import IterativeFit, _in_user_order, _user_variances
 from .iterative_system import (
     _Design,
     _full_rhs,
@@ -121,7 +123,15 @@ from .iterative_system import (
     _split_solution,
     solve_mixed_model_equations,
 )
-from .iterative_traces import _moment_start, _Probes, _se_upper_ratio, _TraceEstimator
+from .iterative_traces import (
+    _average_information,
+    _average_information_rhs,
+    _extend_warm,
+    _moment_start,
+    _newton_step,
+    _Probes,
+    _TraceEstimator,
+)
 
 __all__ = ["IterativeFit", "fit_crossed_iterative", "solve_mixed_model_equations"]
 
@@ -136,73 +146,7 @@ _SMALL_RATIO = 1e-3  # sigma_f^2 / sigma^2 below this may step freely towards 0
 _ZERO_RATIO = 1e-10  # sigma_f^2 / sigma^2 below this (and falling): a zero variance
 
 
-# ----------------------------------------------------------------------------- result
-
-
-@dataclass
-class IterativeFit:
-    """An approximate (RE)ML fit of crossed random intercepts, as arrays.
-
-    Per-factor lists follow the order of ``codes_list``.
-
-    Attributes
-    ----------
-    beta : ndarray of shape (p,)
-        Fixed effects (generalized least squares at the estimated variances).
-    b : list of ndarray of shape (n_levels_f,)
-        Conditional modes (BLUPs); 0 for levels without observations.
-    sigma2 : float
-        Residual variance.
-    variances : ndarray of shape (F,)
-        ``sigma_f^2`` per factor.
-    beta_cov : ndarray of shape (p, p) or None
-        ``sigma^2 (X' V^-1 X)^-1`` at the estimated variances, from ``p`` CG
-        solves (exact up to the CG tolerance; not a further approximation);
-        None when not requested.
-    mc_se : ndarray of shape (F + 1,)
-        Estimated Monte Carlo standard error of ``log sigma_f^2`` (and, last,
-        ``log sigma^2``) due to the stochastic traces: the relative error to
-        expect against the exact (RE)ML variances.
-    n_probes : ndarray of shape (F,)
-        Hutchinson probes used per factor.
-    diagnostics : dict
-        ``cg_products`` (matrix-vector products with the Schur complement, one
-        per right-hand side and CG iteration), ``cg_iterations`` (CG
-        iterations, the longest column of each block solve), ``history`` (one
-        dict per outer iteration), ``start`` (the moment estimates),
-        ``seconds``.
-    """
-
-    method: str
-    n: int
-    p: int
-    beta: np.ndarray
-    b: list
-    sigma2: float
-    variances: np.ndarray
-    beta_cov: object
-    n_iter: int
-    converged: bool
-    message: str
-    singular: bool
-    mc_se: np.ndarray
-    n_probes: np.ndarray
-    diagnostics: dict = field(default_factory=dict)
-
-    @property
-    def theta(self):
-        """lme4's relative scale ``sigma_f / sigma`` per factor."""
-        return np.sqrt(self.variances / self.sigma2)
-
-    def predict(self, X, codes_list):
-        """``X beta + sum_f b_f[codes_f]`` (codes as in the fit)."""
-        out = np.asarray(X, dtype=float) @ self.beta
-        for b, codes in zip(self.b, codes_list, strict=True):
-            out += b[np.asarray(codes)]
-        return out
-
-
-# ----------------------------------------------------------------------------- data
+# ----------------------------------------------------------------------------- the fit
 
 
 def fit_crossed_iterative(
@@ -219,6 +163,7 @@ def fit_crossed_iterative(
     max_probes=256,
     cg_tol=1e-8,
     compute_beta_cov=True,
+    compute_log_likelihood=True,
     start=None,
     random_state=None,
 ):
@@ -253,6 +198,8 @@ def fit_crossed_iterative(
         Relative residual of the final solve for ``beta`` and ``b``.
     compute_beta_cov : bool
         Whether to compute ``beta_cov`` (``p`` more solves).
+    compute_log_likelihood : bool
+        Whether to estimate ``log_likelihood`` (stochastic Lanczos quadrature).
     start : array of shape (F + 1,), optional
         Starting ``(sigma_1^2, ..., sigma_F^2, sigma^2)``; default the moments.
     random_state : None, int or numpy Generator
@@ -266,298 +213,364 @@ def fit_crossed_iterative(
         raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
     t0 = time.perf_counter()
     d = _Design(X, y, codes_list, n_levels)
-    F, n, p = d.F, d.n, d.p
     rng = np.random.default_rng(random_state)
-    probes = _Probes(d.m, rng)
-    traces = _TraceEstimator(d, probes)
+    run = _Run(
+        d=d,
+        traces=_TraceEstimator(d, _Probes(d.m, rng)),
+        rhs=_full_rhs(d),
+        dof=d.n - d.p if method == "reml" else d.n,
+        rng=rng,
+        options=_Options(
+            method=method,
+            tol=tol,
+            mc_tol=mc_tol,
+            adaptive=n_probes is None,
+            max_probes=max_probes,
+            cg_tol=cg_tol,
+            compute_beta_cov=compute_beta_cov,
+            compute_log_likelihood=compute_log_likelihood,
+        ),
+    )
+    state = _start(d, start, n_probes)
+    for n_iter in range(1, max_iter + 1):
+        state.n_iter = n_iter
+        if _iterate(run, state):
+            break
+    return _finish(run, state, t0)
+
+
+@dataclass
+class _Options:
+    """The caller's settings of the fit."""
+
+    method: str
+    tol: float
+    mc_tol: float
+    adaptive: bool  # probes doubled until mc_tol is met
+    max_probes: int
+    cg_tol: float
+    compute_beta_cov: bool
+    compute_log_likelihood: bool
+
+
+@dataclass
+class _Run:
+    """What stays fixed during the iteration: data, probes, right-hand side, options."""
+
+    d: _Design
+    traces: _TraceEstimator
+    rhs: tuple  # Henderson's right-hand side (Z_1'y, [Z_2'y, ..., X'y])
+    dof: int  # n - p (REML) or n (ML)
+    rng: np.random.Generator
+    options: _Options
+
+
+@dataclass
+class _State:
+    """The Newton iteration in ``psi = log(sigma_1^2, ..., sigma_F^2, sigma^2)``.
+
+    Internal factor order; ``counts`` and ``exact`` are the probes per factor
+    and whether its trace is computed exactly, ``frozen`` the variances set
+    to 0; the warm starts carry the CG solutions from one iteration to the
+    next and ``H`` the last average information (in psi).
+    """
+
+    psi: np.ndarray
+    counts: np.ndarray
+    exact: np.ndarray
+    frozen: np.ndarray
+    start: np.ndarray
+    mc_se: np.ndarray
+    warm_y: object = None
+    warm_t: object = None
+    warm_ai: object = None
+    layout: object = None
+    H: object = None
+    last_step: float = np.inf
+    products: int = 0
+    iterations: int = 0
+    n_iter: int = 0
+    converged: bool = False
+    message: str = "maximum number of iterations reached"
+    history: list = field(default_factory=list)
+
+
+def _start(d, start, n_probes):
+    """Initial state: the moment estimates (or ``start``) and the first probes."""
+    F = d.F
     if start is None:
         theta = _moment_start(d)
-        start_values = theta.copy()
     else:
         start = np.asarray(start, dtype=float)
         if start.shape != (F + 1,) or np.any(start <= 0):
             raise ValueError(f"start must hold {F + 1} positive variances")
-        start_values = np.concatenate([start[:F][d.order], start[F:]])
-        theta = start_values.copy()
-    psi = np.log(theta)
-    adaptive = n_probes is None
-    counts = np.full(F, _INITIAL_PROBES if adaptive else int(n_probes))
-    exact = np.array([d.m[f] <= counts[f] for f in range(F)])
-    dof = n - p if method == "reml" else n
-    c1_y, cS_y = _full_rhs(d)
-    warm_y = warm_t = warm_ai = None
-    last_layout = None
-    history = []
-    products = iterations_total = 0
-    converged = False
-    message = "maximum number of iterations reached"
-    mc_se = np.full(F + 1, np.inf)
-    frozen = np.zeros(F, dtype=bool)
-    H_prev, last_step = None, np.inf
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
-        theta = np.exp(psi)
-        lam = theta[F] / theta[:F]
-        sysX = _SchurSystem(d, lam, with_x=True)
-        # (a) the solution at theta; tight, as ||b_f||^2 enters the score directly
-        rhs_y = sysX.reduce(c1_y, cS_y)
-        x_y, _, its = sysX.solve(rhs_y, warm_y, tol=_SCORE_TOL)
-        iterations_total += its
-        warm_y = x_y
-        beta, b = _split_solution(sysX, c1_y, x_y)
-        e = d.residuals(beta, b)
-        ee = float(e @ e)
-        # (b) traces (ML: of Z'Z + Lambda alone) and the average information
-        sysT = sysX if method == "reml" else _SchurSystem(d, lam, with_x=False)
-        rhs_t, layout = traces.rhs(sysT, counts, exact)
-        x0 = None
-        if warm_t is not None:
-            x0 = warm_t if layout == last_layout else _extend_warm(warm_t, last_layout, layout)
-        tol_t = np.concatenate(
-            [np.full(k, _PROBE_TOL if kind == "probe" else _BASIS_TOL) for _, kind, k in layout]
-        )
-        # the average information only steers the steps: refreshed while they are large
-        need_ai = H_prev is None or last_step > _AI_REFRESH
-        k_t = rhs_t.shape[1]
-        if need_ai:
-            c1_ai, cS_ai, ww = _average_information_rhs(d, b, ee, theta, lam)
-            rhs_ai = sysX.reduce(c1_ai, cS_ai)
-        if need_ai and method == "reml":  # one block: same system
-            x0b = None
-            if x0 is not None:
-                x0b = np.concatenate([x0, np.zeros_like(rhs_ai) if warm_ai is None else warm_ai], 1)
-            tolb = np.concatenate([tol_t, np.full(rhs_ai.shape[1], _AI_TOL)])
-            xb, rb, its = sysX.solve(np.concatenate([rhs_t, rhs_ai], axis=1), x0b, tol=tolb)
-            iterations_total += its
-            x_t, r_t, warm_ai = xb[:, :k_t], rb[:, :k_t], xb[:, k_t:]
-        else:
-            x_t, r_t, its = sysT.solve(rhs_t, x0, tol=tol_t)
-            iterations_total += its
-            if need_ai:
-                warm_ai, _, its = sysX.solve(rhs_ai, warm_ai, tol=_AI_TOL)
-                iterations_total += its
-            if sysT is not sysX:
-                products += sysT.n_products
-        products += sysX.n_products
-        warm_t, last_layout = x_t, layout
-        tau, tau_se = traces.estimate(sysT, rhs_t, layout, x_t, r_t)
-        # (c) score and average information in psi = log(theta)
-        edf = np.asarray(d.m, dtype=float) - lam * tau
-        g = np.empty(F + 1)
-        for f in range(F):
-            g[f] = 0.5 * (b[f] @ b[f] / theta[f] - edf[f])
-        g[F] = 0.5 * (ee / theta[F] - (dof - edf.sum()))
-        if need_ai:
-            AI = _average_information(c1_ai, rhs_ai, warm_ai, sysX, ww, theta)
-            H_prev = theta[:, None] * AI * theta[None, :]
-        H = H_prev
-        step, mc_se, sens_upper, mc_upper = _newton_step(H, g, lam, frozen, tau_se, counts)
-        biggest = last_step = float(np.max(np.abs(step)))
-        # steps are capped, except a small variance heading for 0 (where the
-        # score in log scale vanishes and Newton's steps grow)
-        vanishing = np.zeros(F + 1, dtype=bool)
-        vanishing[:F] = (psi[:F] - psi[F] < np.log(_SMALL_RATIO)) & (step[:F] < 0)
-        largest = np.max(np.abs(step[~vanishing]))
-        if largest > _MAX_STEP:
-            step[~vanishing] *= _MAX_STEP / largest
-        history.append(
-            {
-                "variances": _user_variances(d, theta),
-                "step": float(biggest),
-                "mc_se": float(np.max(mc_se)),
-                "probes": counts.copy(),
-                "exact": exact.copy(),
-                "cg_products": products,
-            }
-        )
-        # boundary: a variance ratio below 1e-10 that keeps falling is set to 0
-        ratio = psi[:F] + step[:F] - psi[F]
-        newly = (~frozen) & (ratio < np.log(_ZERO_RATIO)) & (step[:F] < 0)
-        if np.any(newly):
-            frozen |= newly
-            psi[:F][newly] = psi[F] + np.log(_ZERO_RATIO)
-            continue
-        psi = psi + step
-        if adaptive and np.max(mc_upper) > mc_tol:
-            # more probes for the factors whose trace error matters
-            grow = (np.max(np.abs(sens_upper), axis=0) > mc_tol / np.sqrt(F)) & ~exact & ~frozen
-            if not np.any(grow):
-                grow = ~exact & ~frozen
-            new_counts = np.where(grow, np.minimum(2 * counts, max_probes), counts)
-            new_exact = exact | (grow & (np.asarray(d.m) <= new_counts))
-            if np.any(new_counts != counts) or np.any(new_exact != exact):
-                counts, exact = new_counts, new_exact
-                continue
-        if biggest < tol:
-            converged = True
-            message = "converged"
-            if np.max(mc_upper) > mc_tol:
-                message += f"; Monte Carlo error above mc_tol with {max_probes} probes"
-            break
-    theta = np.exp(psi)
-    theta[:F][frozen] = 0.0
-    beta, b, beta_cov, its, n_products = _final_solution(
-        d, theta, frozen, (c1_y, cS_y), warm_y, compute_beta_cov, cg_tol
+        theta = np.concatenate([start[:F][d.order], start[F:]])
+    counts = np.full(F, _INITIAL_PROBES if n_probes is None else int(n_probes))
+    return _State(
+        psi=np.log(theta),
+        counts=counts,
+        exact=np.array([d.m[f] <= counts[f] for f in range(F)]),
+        frozen=np.zeros(F, dtype=bool),
+        start=theta.copy(),
+        mc_se=np.full(F + 1, np.inf),
     )
-    iterations_total += its
-    products += n_products
-    variances, mc_user, probes_user, exact_user = _in_user_order(d, theta, mc_se, counts, exact)
+
+
+def _iterate(run, st):
+    """One average-information Newton iteration; True when the fit has converged."""
+    d, F = run.d, run.d.F
+    theta = np.exp(st.psi)
+    lam = theta[F] / theta[:F]
+    sysX = _SchurSystem(d, lam, with_x=True)
+    b, ee = _solution_at(run, st, sysX)
+    # traces (ML: of Z'Z + Lambda alone) and the average information
+    sysT = sysX if run.options.method == "reml" else _SchurSystem(d, lam, with_x=False)
+    tau, tau_se = _traces_and_information(run, st, sysX, sysT, (b, ee, theta, lam))
+    # Henderson's REML (ML) equations in psi; m_f - lambda_f tau_f is factor
+    # f's effective number of parameters
+    edf = np.asarray(d.m, dtype=float) - lam * tau
+    g = np.empty(F + 1)
+    for f in range(F):
+        g[f] = 0.5 * (b[f] @ b[f] / theta[f] - edf[f])
+    g[F] = 0.5 * (ee / theta[F] - (run.dof - edf.sum()))
+    step, biggest, sens_upper, mc_upper = _capped_step(st, g, lam, tau_se)
+    st.history.append(
+        {
+            "variances": _user_variances(d, theta),
+            "step": biggest,
+            "mc_se": float(np.max(st.mc_se)),
+            "probes": st.counts.copy(),
+            "exact": st.exact.copy(),
+            "cg_products": st.products,
+        }
+    )
+    return _advance(run, st, step, biggest, sens_upper, mc_upper)
+
+
+def _solution_at(run, st, sysX):
+    """Modes and ``e'e`` at theta; tight, as ``||b_f||^2`` enters the score directly."""
+    rhs_y = sysX.reduce(*run.rhs)
+    x_y, _, its = sysX.solve(rhs_y, st.warm_y, tol=_SCORE_TOL)
+    st.iterations += its
+    st.warm_y = x_y
+    beta, b = _split_solution(sysX, run.rhs[0], x_y)
+    e = run.d.residuals(beta, b)
+    return b, float(e @ e)
+
+
+def _traces_and_information(run, st, sysX, sysT, at):
+    """``tau`` and its standard errors; refreshes the average information ``st.H``.
+
+    ``at = (b, e'e, theta, lambda)``.  The average information only steers
+    the steps: it is recomputed while they are large.
+    """
+    b, ee, theta, lam = at
+    rhs_t, layout = run.traces.rhs(sysT, st.counts, st.exact)
+    x0 = None
+    if st.warm_t is not None:
+        x0 = st.warm_t if layout == st.layout else _extend_warm(st.warm_t, st.layout, layout)
+    tol_t = np.concatenate(
+        [np.full(k, _PROBE_TOL if kind == "probe" else _BASIS_TOL) for _, kind, k in layout]
+    )
+    ai = None
+    if st.H is None or st.last_step > _AI_REFRESH:
+        c1_ai, cS_ai, ww = _average_information_rhs(run.d, b, ee, theta, lam)
+        ai = (c1_ai, sysX.reduce(c1_ai, cS_ai), ww)
+    x_t, r_t = _trace_solves(st, sysX, sysT, (rhs_t, x0, tol_t), ai)
+    st.warm_t, st.layout = x_t, layout
+    tau, tau_se = run.traces.estimate(sysT, rhs_t, layout, x_t, r_t)
+    if ai is not None:
+        AI = _average_information(ai[0], ai[1], st.warm_ai, sysX, ai[2], theta)
+        st.H = theta[:, None] * AI * theta[None, :]
+    return tau, tau_se
+
+
+def _trace_solves(st, sysX, sysT, traces, ai):
+    """Probe solves ``(x_t, r_t)``, with the average information's (``st.warm_ai``).
+
+    ``traces = (rhs, x0, tol)``.  REML: one block, same system.
+    """
+    rhs_t, x0, tol_t = traces
+    k_t = rhs_t.shape[1]
+    if ai is not None and sysT is sysX:
+        rhs_ai = ai[1]
+        x0b = None
+        if x0 is not None:
+            warm_ai = np.zeros_like(rhs_ai) if st.warm_ai is None else st.warm_ai
+            x0b = np.concatenate([x0, warm_ai], 1)
+        tolb = np.concatenate([tol_t, np.full(rhs_ai.shape[1], _AI_TOL)])
+        xb, rb, its = sysX.solve(np.concatenate([rhs_t, rhs_ai], axis=1), x0b, tol=tolb)
+        st.iterations += its
+        x_t, r_t, st.warm_ai = xb[:, :k_t], rb[:, :k_t], xb[:, k_t:]
+    else:
+        x_t, r_t, its = sysT.solve(rhs_t, x0, tol=tol_t)
+        st.iterations += its
+        if ai is not None:
+            st.warm_ai, _, its = sysX.solve(ai[1], st.warm_ai, tol=_AI_TOL)
+            st.iterations += its
+        if sysT is not sysX:
+            st.products += sysT.n_products
+    st.products += sysX.n_products
+    return x_t, r_t
+
+
+def _capped_step(st, g, lam, tau_se):
+    """Newton's step, capped at ``_MAX_STEP`` except a small variance heading
+    for 0 (where the score in log scale vanishes and Newton's steps grow).
+
+    Updates ``st.mc_se`` and ``st.last_step``; returns ``(step, largest
+    uncapped step, sens_upper, mc_upper)``.
+    """
+    F = lam.size
+    step, st.mc_se, sens_upper, mc_upper = _newton_step(st.H, g, lam, st.frozen, tau_se, st.counts)
+    biggest = st.last_step = float(np.max(np.abs(step)))
+    vanishing = np.zeros(F + 1, dtype=bool)
+    vanishing[:F] = (st.psi[:F] - st.psi[F] < np.log(_SMALL_RATIO)) & (step[:F] < 0)
+    largest = np.max(np.abs(step[~vanishing]))
+    if largest > _MAX_STEP:
+        step[~vanishing] *= _MAX_STEP / largest
+    return step, biggest, sens_upper, mc_upper
+
+
+def _advance(run, st, step, biggest, sens_upper, mc_upper):
+    """Take the step, freeze zero variances, add probes; True when converged."""
+    F, opts = run.d.F, run.options
+    # boundary: a variance ratio below 1e-10 that keeps falling is set to 0
+    ratio = st.psi[:F] + step[:F] - st.psi[F]
+    newly = (~st.frozen) & (ratio < np.log(_ZERO_RATIO)) & (step[:F] < 0)
+    if np.any(newly):
+        st.frozen |= newly
+        st.psi[:F][newly] = st.psi[F] + np.log(_ZERO_RATIO)
+        return False
+    st.psi = st.psi + step
+    if opts.adaptive and np.max(mc_upper) > opts.mc_tol and _more_probes(run, st, sens_upper):
+        return False
+    if biggest < opts.tol:
+        st.converged = True
+        st.message = "converged"
+        if np.max(mc_upper) > opts.mc_tol:
+            st.message += f"; Monte Carlo error above mc_tol with {opts.max_probes} probes"
+        return True
+    return False
+
+
+def _more_probes(run, st, sens_upper):
+    """Double the probes of the factors whose trace error matters; True if any changed."""
+    d, opts = run.d, run.options
+    grow = (np.max(np.abs(sens_upper), axis=0) > opts.mc_tol / np.sqrt(d.F)) & ~st.exact
+    grow &= ~st.frozen
+    if not np.any(grow):
+        grow = ~st.exact & ~st.frozen
+    new_counts = np.where(grow, np.minimum(2 * st.counts, opts.max_probes), st.counts)
+    new_exact = st.exact | (grow & (np.asarray(d.m) <= new_counts))
+    if np.any(new_counts != st.counts) or np.any(new_exact != st.exact):
+        st.counts, st.exact = new_counts, new_exact
+        return True
+    return False
+
+
+def _finish(run, st, t0):
+    """The final solution, log-likelihood and conditional variances; the result."""
+    d, F, opts = run.d, run.d.F, run.options
+    theta = np.exp(st.psi)
+    theta[:F][st.frozen] = 0.0
+    beta, b, beta_cov, cxx, sysX = _final_solution(run, st, theta)
+    loglik, se, cond, extra = _likelihood_and_variances(run, st, sysX, (beta, b, cxx), theta)
+    variances, mc_user, probes_user, exact_user = _in_user_order(
+        d, theta, st.mc_se, st.counts, st.exact
+    )
     return IterativeFit(
-        method=method,
-        n=n,
-        p=p,
+        method=opts.method,
+        n=d.n,
+        p=d.p,
         beta=beta,
         b=d.to_user(b),
         sigma2=float(theta[F]),
         variances=variances,
         beta_cov=beta_cov,
-        n_iter=n_iter,
-        converged=converged,
-        message=message,
-        singular=bool(np.any(frozen)),
+        n_iter=st.n_iter,
+        converged=st.converged,
+        message=st.message,
+        singular=bool(np.any(st.frozen)),
         mc_se=mc_user,
         n_probes=probes_user,
+        log_likelihood=loglik,
+        log_likelihood_se=se,
+        conditional_var=cond,
         diagnostics={
-            "cg_products": products,
-            "cg_iterations": iterations_total,
+            "cg_products": st.products,
+            "cg_iterations": st.iterations,
             "exact_traces": exact_user,
-            "history": history,
-            "start": _user_variances(d, start_values),
+            "history": st.history,
+            "start": _user_variances(d, st.start),
+            **extra,
             "seconds": time.perf_counter() - t0,
         },
     )
 
 
-def _newton_step(H, g, lam, frozen, tau_se, counts):
-    """Newton step in psi and the Monte Carlo error of psi from the traces.
+def _likelihood_and_variances(run, st, sysX, solution, theta):
+    """``(log_likelihood, its se, conditional variances, diagnostics)`` at the end.
 
-    The error is ``H^-1 J diag(se(tau)^2) J' H^-1`` (``J = d score / d tau``);
-    with few probes the sample variance is itself uncertain, so its upper
-    confidence bound decides whether more probes are needed.
-
-    Returns ``(step, mc_se, sens_upper, mc_upper)``.
+    ``solution = (beta, b, (C^-1)_XX)`` at the final variance components;
+    the conditional variances are in the user's order, ``sigma_f^2`` for
+    levels without observations.
     """
-    F = lam.size
-    J = np.zeros((F + 1, F))
-    J[np.arange(F), np.arange(F)] = 0.5 * lam
-    J[F, :] = -0.5 * lam
-    free = np.concatenate([~frozen, [True]])
-    Hf = H[np.ix_(free, free)]
-    try:
-        Hinv = np.linalg.inv(Hf)
-    except np.linalg.LinAlgError:
-        Hinv = np.diag(1.0 / np.maximum(np.abs(np.diag(Hf)), 1e-12))
-    step = np.zeros(F + 1)
-    step[free] = Hinv @ g[free]
-    sens = np.zeros((F + 1, F))  # d psi / d tau, times se(tau)
-    sens[free] = (Hinv @ J[free]) * np.where(np.isfinite(tau_se), tau_se, 1e300)
-    sens[:, frozen] = 0.0
-    mc_se = np.sqrt(np.sum(sens**2, axis=1))
-    sens_upper = sens * np.array([_se_upper_ratio(c) for c in counts])
-    mc_upper = np.sqrt(np.sum(sens_upper**2, axis=1))
-    return step, mc_se, sens_upper, mc_upper
+    d, opts = run.d, run.options
+    beta, b, cxx = solution
+    loglik, se, extra = None, np.nan, {}
+    t1 = time.perf_counter()
+    if opts.compute_log_likelihood:
+        pwrss = penalized_rss(d, sysX.lam, beta, b)
+        ll = log_likelihood(d, sysX, cxx, pwrss, opts.method, run.rng)
+        loglik, se = ll.value, ll.se
+        extra["log_likelihood"] = {
+            "n_probes": ll.n_probes,
+            "lanczos_steps": ll.lanczos_steps,
+            "cg_products": ll.cg_products,
+            "seconds": time.perf_counter() - t1,
+        }
+    t1, products = time.perf_counter(), sysX.n_products
+    cond = conditional_variances(d, sysX, theta[d.F], st.frozen)
+    extra["conditional_var"] = {
+        "cg_products": sysX.n_products - products,
+        "seconds": time.perf_counter() - t1,
+    }
+    return loglik, se, d.to_user(cond, fill=theta[: d.F]), extra
 
 
-def _final_solution(d, theta, frozen, rhs, warm_y, compute_beta_cov, cg_tol):
-    """beta, the modes and (optionally) Var(beta) at the final variance components.
+def _final_solution(run, st, theta):
+    """beta, the modes, Var(beta) and ``(C^-1)_XX`` at the final variance components.
 
-    Returns ``(beta, b, beta_cov, cg_iterations, cg_products)``; a factor whose
-    variance is 0 has modes 0.
+    Returns ``(beta, b, beta_cov, cxx, system)``: ``beta_cov`` None unless
+    requested, ``cxx = (C^-1)_XX`` (``p`` solves) None unless needed by
+    ``beta_cov`` or the log-likelihood.  A factor whose variance is 0 has
+    modes 0.
     """
-    F, p = d.F, d.p
-    lam = np.where(frozen, 1.0 / _ZERO_RATIO, theta[F] / np.maximum(theta[:F], 1e-300))
+    d, F, p, opts = run.d, run.d.F, run.d.p, run.options
+    lam = np.where(st.frozen, 1.0 / _ZERO_RATIO, theta[F] / np.maximum(theta[:F], 1e-300))
     sysX = _SchurSystem(d, lam, with_x=True)
-    c1_y, cS_y = rhs
+    c1_y, cS_y = run.rhs
     rhs_y = sysX.reduce(c1_y, cS_y)
-    cols, x0 = [rhs_y], [warm_y if warm_y is not None else np.zeros_like(rhs_y)]
-    if compute_beta_cov and p:
+    cols, x0 = [rhs_y], [st.warm_y if st.warm_y is not None else np.zeros_like(rhs_y)]
+    with_x = p > 0 and (opts.compute_beta_cov or opts.compute_log_likelihood)
+    if with_x:
         EX = np.zeros((sysX.size, p))
         sysX.xpart(EX)[:] = np.eye(p)
         cols.append(EX)
         x0.append(np.zeros_like(EX))
-    xall, _, its = sysX.solve(np.concatenate(cols, axis=1), np.concatenate(x0, axis=1), tol=cg_tol)
+    xall, _, its = sysX.solve(
+        np.concatenate(cols, axis=1), np.concatenate(x0, axis=1), tol=opts.cg_tol
+    )
+    st.iterations += its
+    st.products += sysX.n_products
     beta, b = _split_solution(sysX, c1_y, xall[:, :1])
-    for f in np.flatnonzero(frozen):
+    for f in np.flatnonzero(st.frozen):
         b[f] = np.zeros_like(b[f])
-    beta_cov = None
-    if compute_beta_cov and p:
+    beta_cov = cxx = None
+    if with_x:
         C = sysX.xpart(xall[:, 1:])
-        beta_cov = theta[F] * 0.5 * (C + C.T)
-    return beta, b, beta_cov, its, sysX.n_products
-
-
-def _in_user_order(d, theta, mc_se, counts, exact):
-    """Variances, Monte Carlo errors, probe counts and exact-trace flags in the
-    user's factor order (the solver works with the largest factor first)."""
-    F = d.F
-    variances = _user_variances(d, theta)[:F]
-    mc_user = _user_variances(d, mc_se)
-    probes_user = np.empty(F, dtype=int)
-    probes_user[d.order] = np.where(exact, [d.m[f] for f in range(F)], counts)
-    exact_user = np.empty(F, dtype=bool)
-    exact_user[d.order] = exact
-    return variances, mc_user, probes_user, exact_user
-
-
-def _user_variances(d, theta):
-    """A per-factor vector followed by the residual's, factors in the user's order."""
-    out = np.empty(d.F + 1)
-    out[d.order] = theta[: d.F]
-    out[d.F] = theta[d.F]
-    return out
-
-
-def _extend_warm(warm, old_layout, new_layout):
-    """Warm starts for a new layout: columns of blocks kept, new columns 0."""
-    old_pos, col = {}, 0
-    for f, kind, k in old_layout:
-        old_pos[(f, kind)] = (col, k)
-        col += k
-    blocks = []
-    for f, kind, k in new_layout:
-        start, k_old = old_pos.get((f, kind), (0, 0))
-        block = np.zeros((warm.shape[0], k))
-        kk = min(k, k_old)
-        block[:, :kk] = warm[:, start : start + kk]
-        blocks.append(block)
-    return np.concatenate(blocks, axis=1)
-
-
-def _average_information_rhs(d, b, ee, theta, lam):
-    """Right-hand sides ``[Z'w_k; X'w_k]`` and Gram matrix ``w_k'w_l``.
-
-    ``w_f = Z_f b_f / sigma_f^2`` and ``w_e = e / sigma^2`` are the derivatives
-    of ``V`` applied to ``P y``; ``X'w_e = 0`` and ``Z_f'w_e = lambda_f b_f / sigma^2``
-    by Henderson's equations.
-    """
-    F = d.F
-    k = F + 1
-    cols_by_factor = [np.zeros((d.m[g], k)) for g in range(F)]
-    cX = np.zeros((d.p, k))
-    for f in range(F):
-        bf = b[f][:, None] / theta[f]
-        for g in range(F):
-            if g == f:
-                cols_by_factor[g][:, f] = d.counts[f] * bf[:, 0]
-            else:
-                cols_by_factor[g][:, f] = d.cross(g, f, bf)[:, 0]
-        cX[:, f] = d.ZtX[f].T @ bf[:, 0]
-    for g in range(F):
-        cols_by_factor[g][:, F] = lam[g] * b[g] / theta[F]
-    ww = np.empty((k, k))
-    for f in range(F):
-        for l in range(k):
-            ww[f, l] = b[f] @ cols_by_factor[f][:, l] / theta[f]
-    for l in range(F):
-        ww[F, l] = ww[l, F]
-    ww[F, F] = ee / theta[F] ** 2
-    c1 = cols_by_factor[0]
-    cS = np.concatenate(cols_by_factor[1:] + [cX], axis=0)
-    return c1, cS, 0.5 * (ww + ww.T)
-
-
-def _average_information(c1, rhs, x, system, ww, theta):
-    """``AI_kl = (w_k'w_l - c_k' C^-1 c_l) / (2 sigma^2)`` from the reduced solves."""
-    quad = c1.T @ (system.invD1[:, None] * c1) + rhs.T @ x
-    AI = (ww - 0.5 * (quad + quad.T)) / (2.0 * theta[-1])
-    return 0.5 * (AI + AI.T)
+        cxx = 0.5 * (C + C.T)
+        if opts.compute_beta_cov:
+            beta_cov = theta[F] * 0.5 * (C + C.T)
+    return beta, b, beta_cov, cxx, sysX

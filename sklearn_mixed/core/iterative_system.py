@@ -35,6 +35,45 @@ def _crosstab(rows, cols, m_rows, m_cols):
     return sp.coo_matrix((data, (rows, cols)), shape=(m_rows, m_cols)).tocsr()
 
 
+def _checked_inputs(X, y, codes_list, n_levels):
+    """``(X, y, codes, n_levels, level counts)`` as arrays, or a ValueError."""
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise ValueError("X must be (n, p) and y (n,) with the same n")
+    n, p = X.shape
+    F = len(codes_list)
+    if F == 0:
+        raise ValueError("at least one grouping factor is needed")
+    if n_levels is None:
+        n_levels = [int(np.max(c)) + 1 if len(c) else 0 for c in codes_list]
+    if len(n_levels) != F:
+        raise ValueError("n_levels must have one entry per factor")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+        raise ValueError("X and y must be finite")
+    raw = [
+        _as_codes(c, n, int(m), i)
+        for i, (c, m) in enumerate(zip(codes_list, n_levels, strict=True))
+    ]
+    n_levels = [int(m) for m in n_levels]
+    counts = [np.bincount(c, minlength=m) for c, m in zip(raw, n_levels, strict=True)]
+    for i, c in enumerate(counts):
+        m = int(np.count_nonzero(c))
+        if m >= n:
+            raise ValueError(
+                f"factor {i} has {m} observed levels for {n} observations: its variance "
+                "is not identifiable from the residual variance"
+            )
+    if n <= p:
+        raise ValueError("more fixed effects than observations")
+    if p:
+        scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", X, X), 1e-300))
+        gram = (X.T @ X) / np.outer(scale, scale)
+        if np.linalg.eigvalsh(gram)[0] < 1e-10:
+            raise ValueError("X must have full column rank")
+    return X, y, raw, n_levels, counts
+
+
 class _Design:
     """Sufficient statistics of ``y ~ X + (1 | f_1) + ... + (1 | f_F)``, one pass.
 
@@ -46,43 +85,10 @@ class _Design:
     """
 
     def __init__(self, X, y, codes_list, n_levels):
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float)
-        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
-            raise ValueError("X must be (n, p) and y (n,) with the same n")
-        n, p = X.shape
-        F = len(codes_list)
-        if F == 0:
-            raise ValueError("at least one grouping factor is needed")
-        if n_levels is None:
-            n_levels = [int(np.max(c)) + 1 if len(c) else 0 for c in codes_list]
-        if len(n_levels) != F:
-            raise ValueError("n_levels must have one entry per factor")
-        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-            raise ValueError("X and y must be finite")
-        raw = [
-            _as_codes(c, n, int(m), i)
-            for i, (c, m) in enumerate(zip(codes_list, n_levels, strict=True))
-        ]
+        X, y, raw, self.n_levels_user, counts_raw = _checked_inputs(X, y, codes_list, n_levels)
+        (n, p), F = X.shape, len(raw)
         self.n, self.p, self.F = n, p, F
-        self.n_levels_user = [int(m) for m in n_levels]
-        counts_raw = [
-            np.bincount(c, minlength=m) for c, m in zip(raw, self.n_levels_user, strict=True)
-        ]
         used = [int(np.count_nonzero(c)) for c in counts_raw]
-        for i, m in enumerate(used):
-            if m >= n:
-                raise ValueError(
-                    f"factor {i} has {m} observed levels for {n} observations: its variance "
-                    "is not identifiable from the residual variance"
-                )
-        if n <= p:
-            raise ValueError("more fixed effects than observations")
-        if p:
-            scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", X, X), 1e-300))
-            gram = (X.T @ X) / np.outer(scale, scale)
-            if np.linalg.eigvalsh(gram)[0] < 1e-10:
-                raise ValueError("X must have full column rank")
         # internal order: the factor with the most observed levels first
         self.order = sorted(range(F), key=lambda i: (-used[i], i))
         self.codes, self.counts, self.levels = [], [], []
@@ -192,11 +198,14 @@ class _Design:
             e -= buf
         return e
 
-    def to_user(self, b_internal):
-        """Per-factor modes in the user's factor and level order (0 for empty levels)."""
+    def to_user(self, b_internal, fill=None):
+        """Per-level arrays in the user's factor and level order.
+
+        Levels without observations get 0, or ``fill[f]`` (internal factor order).
+        """
         out = [None] * self.F
         for pos, i in enumerate(self.order):
-            full = np.zeros(self.n_levels_user[i])
+            full = np.full(self.n_levels_user[i], 0.0 if fill is None else fill[pos])
             full[self.levels[pos]] = b_internal[pos]
             out[i] = full
         return out
@@ -430,6 +439,3 @@ def solve_mixed_model_equations(
     beta, b = _split_solution(system, c1, x)
     residual = float(np.linalg.norm(R) / max(np.linalg.norm(rhs), 1e-300))
     return beta, d.to_user(b), {"cg_iterations": iterations, "residual": residual}
-
-
-# ----------------------------------------------------------------------------- moment start

@@ -1,9 +1,11 @@
 """Variance-component ingredients of the iterative solver (:mod:`.iterative`).
 
 The method-of-moments start (Gao and Owen 2017, U-statistics of within-level
-squared differences, for any number of factors) and the Hutchinson estimates,
+squared differences, for any number of factors), the Hutchinson estimates,
 with control variates, of each factor's trace of the inverse coefficient
-matrix; the probes are drawn once and kept.
+matrix (the probes are drawn once and kept), and the average-information
+Newton step (Gilmour, Thompson and Cullis 1995) with the Monte Carlo error it
+propagates.
 """
 
 import numpy as np
@@ -226,4 +228,90 @@ def _standard_error(values):
     return float(values.std(ddof=1) / np.sqrt(values.size))
 
 
-# ----------------------------------------------------------------------------- the fit
+# ----------------------------------------------------------------------------- Newton steps
+
+
+def _newton_step(H, g, lam, frozen, tau_se, counts):
+    """Newton step in psi and the Monte Carlo error of psi from the traces.
+
+    The error is ``H^-1 J diag(se(tau)^2) J' H^-1`` (``J = d score / d tau``);
+    with few probes the sample variance is itself uncertain, so its upper
+    confidence bound decides whether more probes are needed.
+
+    Returns ``(step, mc_se, sens_upper, mc_upper)``.
+    """
+    F = lam.size
+    J = np.zeros((F + 1, F))
+    J[np.arange(F), np.arange(F)] = 0.5 * lam
+    J[F, :] = -0.5 * lam
+    free = np.concatenate([~frozen, [True]])
+    Hf = H[np.ix_(free, free)]
+    try:
+        Hinv = np.linalg.inv(Hf)
+    except np.linalg.LinAlgError:
+        Hinv = np.diag(1.0 / np.maximum(np.abs(np.diag(Hf)), 1e-12))
+    step = np.zeros(F + 1)
+    step[free] = Hinv @ g[free]
+    sens = np.zeros((F + 1, F))  # d psi / d tau, times se(tau)
+    sens[free] = (Hinv @ J[free]) * np.where(np.isfinite(tau_se), tau_se, 1e300)
+    sens[:, frozen] = 0.0
+    mc_se = np.sqrt(np.sum(sens**2, axis=1))
+    sens_upper = sens * np.array([_se_upper_ratio(c) for c in counts])
+    mc_upper = np.sqrt(np.sum(sens_upper**2, axis=1))
+    return step, mc_se, sens_upper, mc_upper
+
+
+def _average_information_rhs(d, b, ee, theta, lam):
+    """Right-hand sides ``[Z'w_k; X'w_k]`` and Gram matrix ``w_k'w_l``.
+
+    ``w_f = Z_f b_f / sigma_f^2`` and ``w_e = e / sigma^2`` are the derivatives
+    of ``V`` applied to ``P y``; ``X'w_e = 0`` and ``Z_f'w_e = lambda_f b_f / sigma^2``
+    by Henderson's equations.
+    """
+    F = d.F
+    k = F + 1
+    cols_by_factor = [np.zeros((d.m[g], k)) for g in range(F)]
+    cX = np.zeros((d.p, k))
+    for f in range(F):
+        bf = b[f][:, None] / theta[f]
+        for g in range(F):
+            if g == f:
+                cols_by_factor[g][:, f] = d.counts[f] * bf[:, 0]
+            else:
+                cols_by_factor[g][:, f] = d.cross(g, f, bf)[:, 0]
+        cX[:, f] = d.ZtX[f].T @ bf[:, 0]
+    for g in range(F):
+        cols_by_factor[g][:, F] = lam[g] * b[g] / theta[F]
+    ww = np.empty((k, k))
+    for f in range(F):
+        for l in range(k):
+            ww[f, l] = b[f] @ cols_by_factor[f][:, l] / theta[f]
+    for l in range(F):
+        ww[F, l] = ww[l, F]
+    ww[F, F] = ee / theta[F] ** 2
+    c1 = cols_by_factor[0]
+    cS = np.concatenate(cols_by_factor[1:] + [cX], axis=0)
+    return c1, cS, 0.5 * (ww + ww.T)
+
+
+def _average_information(c1, rhs, x, system, ww, theta):
+    """``AI_kl = (w_k'w_l - c_k' C^-1 c_l) / (2 sigma^2)`` from the reduced solves."""
+    quad = c1.T @ (system.invD1[:, None] * c1) + rhs.T @ x
+    AI = (ww - 0.5 * (quad + quad.T)) / (2.0 * theta[-1])
+    return 0.5 * (AI + AI.T)
+
+
+def _extend_warm(warm, old_layout, new_layout):
+    """Warm starts for a new layout: columns of blocks kept, new columns 0."""
+    old_pos, col = {}, 0
+    for f, kind, k in old_layout:
+        old_pos[(f, kind)] = (col, k)
+        col += k
+    blocks = []
+    for f, kind, k in new_layout:
+        start, k_old = old_pos.get((f, kind), (0, 0))
+        block = np.zeros((warm.shape[0], k))
+        kk = min(k, k_old)
+        block[:, :kk] = warm[:, start : start + kk]
+        blocks.append(block)
+    return np.concatenate(blocks, axis=1)

@@ -41,26 +41,33 @@ class WeightedGram:
     def __init__(self, N):
         N = sp.csc_matrix(N)
         N.sort_indices()
-        self.shape = (N.shape[0], N.shape[0])
+        q, m = N.shape
+        self.shape = (q, q)
         counts = np.diff(N.indptr)
-        a_all, b_all, col_all, val_all = [], [], [], []
+        # columns grouped by their count c; each contributes c (c + 1) / 2 products
+        order, keys, values = [], [], []
         for c in np.unique(counts[counts > 0]):
             cols = np.flatnonzero(counts == c)
-            starts = N.indptr[cols][:, None] + np.arange(c)[None, :]
-            rows, vals = N.indices[starts], N.data[starts]
+            entries = N.indptr[cols][:, None] + np.arange(c)[None, :]
+            rows, vals = N.indices[entries].astype(np.int64), N.data[entries]
             s, t = np.tril_indices(c)  # pairs with rows[s] >= rows[t] (sorted)
-            a_all.append(rows[:, s].ravel())
-            b_all.append(rows[:, t].ravel())
-            val_all.append((vals[:, s] * vals[:, t]).ravel())
-            col_all.append(np.repeat(cols, s.size))
-        q = N.shape[0]
-        keys = np.concatenate(a_all).astype(np.int64) * q + np.concatenate(b_all)
-        keys, pair = _number_keys(keys, q * q)
+            order.append(cols)
+            keys.append((rows[:, s] * q + rows[:, t]).ravel())
+            values.append((vals[:, s] * vals[:, t]).ravel())
+        empty = [np.zeros(0, dtype=np.int64)]
+        order = np.concatenate(order or empty)
+        keys, pair = _number_keys(np.concatenate(keys or empty), q * q)
+        values = values or [np.zeros(0)]
         self.a, self.b = keys // q, keys % q
-        self.P = sp.csr_matrix(
-            (np.concatenate(val_all), (pair, np.concatenate(col_all))),
-            shape=(keys.size, N.shape[1]),
-        )
+        # stored column by column in the grouped order: CSC with permuted
+        # columns; one counting sort to CSR rows, then the true column indices
+        sizes = counts[order].astype(np.int64)
+        indptr = np.concatenate([[0], np.cumsum(sizes * (sizes + 1) // 2)])
+        P = sp.csc_matrix((np.concatenate(values), pair, indptr), shape=(keys.size, order.size))
+        P = P.tocsr()
+        P.indices = order[P.indices].astype(P.indices.dtype)
+        P.has_sorted_indices = False
+        self.P = sp.csr_matrix((P.data, P.indices, P.indptr), shape=(keys.size, m))
 
     @staticmethod
     def stored_products(N):
@@ -76,7 +83,10 @@ class WeightedGram:
         G[self.b, self.a] = values
         return G
 
-    def quadratic_forms(self, S):
-        """``n_j' S n_j`` for every column ``j`` of ``N`` (``S`` symmetric)."""
+    def quadratic_forms(self, S, r=None):
+        """``n_j' S n_j`` for every column ``j`` of ``N`` (``S`` symmetric; only its
+        lower triangle is read), or ``n_j' diag(r) S diag(r) n_j``."""
         weights = S[self.a, self.b] * np.where(self.a == self.b, 1.0, 2.0)
+        if r is not None:
+            weights *= r[self.a] * r[self.b]
         return self.P.T @ weights

@@ -16,6 +16,7 @@ from .dense import DENSE_SIZE_LIMIT, DenseDeviance, dense_gram
 from .deviance import profiled_deviance
 from .gradient import intercept_gradients, relative_factor_gradients
 from .grouping import is_nested_in
+from .start import intercept_moment_start
 
 __all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
 
@@ -117,7 +118,14 @@ class MixedModelProblem:
         self.order = self.closed + self.dense  # elimination order
         self.layout = ThetaLayout(terms)
         self._intercepts_only = all(t.n_coef == 1 for t in terms)
+        if self._intercepts_only:  # moment estimates: about half the evaluations
+            start = intercept_moment_start(
+                X, y, [t.codes for t in terms], [t.n_levels for t in terms]
+            )
+            if start is not None:
+                self.layout.start = start
         self._data = (X, y)
+        self._last_factor = None  # (theta, factor, T) of the last factorization
         self._small = _small_problem(X, y, terms, method)
 
     @functools.cached_property
@@ -150,11 +158,18 @@ class MixedModelProblem:
         return self._small is not None or len(self.closed) == 1
 
     def factorize(self, theta):
-        """Blocked factor at theta, and ``T`` per term (user order)."""
+        """Blocked factor at theta, and ``T`` per term (user order).
+
+        The last one is kept: the optimum is usually the point evaluated last.
+        """
+        last = self._last_factor
+        if last is not None and np.array_equal(last[0], theta):
+            return last[1], last[2]
         T = self.layout.factors(theta)
         factor = blocked_cholesky(
             cp=self.cp, T_closed=[T[i] for i in self.closed], Lambda_dense=self._dense_lambda(T)
         )
+        self._last_factor = (np.array(theta, dtype=float), factor, T)
         return factor, T
 
     def _dense_lambda(self, T):
