@@ -700,7 +700,8 @@ def report(results, info, keys, peers, timeout, markdown):
                 if res.get("approximate"):
                     rows[-1][1] += " (approximate)"
                     notes.append(
-                        f"{key} / {package}: approximate fit (iterative solver), no log-likelihood"
+                        f"{key} / {package}: approximate fit (iterative solver); its "
+                        "log-likelihood is a stochastic (Lanczos) estimate"
                     )
                 cell = _fmt(ratio, 2)
             else:

@@ -363,6 +363,9 @@ class CrossedEffectsRegressor(_BaseMixedRegressor):
         self.solver_ = self._solver_for(terms)
         self.approximate_ = self.solver_ == "iterative"
         self.log_likelihood_se_ = self._log_likelihood_se
-        self.variance_shares_ = _results.variance_shares_table(
-            self.group_names_, fit.term_cov, fit.sigma2
-        )
+
+    @property
+    def variance_shares_(self):
+        """DataFrame: each factor's and the residual's variance and share of the total."""
+        term_cov = [self.random_effects_cov_[name] for name in self.group_names_]
+        return _results.variance_shares_table(self.group_names_, term_cov, self.residual_variance_)

@@ -163,6 +163,9 @@ def _header(est):
     lines.append(
         f"log-likelihood: {est.log_likelihood_:.4f}   AIC: {est.aic_:.4f}   BIC: {est.bic_:.4f}"
     )
+    se = getattr(est, "log_likelihood_se_", 0.0)
+    if getattr(est, "approximate_", False) and se > 0:
+        lines.append(f"(a stochastic Lanczos estimate, standard error {se:.2g})")
     return lines
 
 
