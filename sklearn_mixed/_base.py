@@ -13,6 +13,7 @@ which random terms a fit has and how it is computed, through two hooks:
 """
 
 import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -117,6 +118,8 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
         terms, slopes = self._random_terms(X, groups)
         fit = self._fit_terms(design, y, terms)
         self._store_fit(fit, terms, slopes)
+        # references (no copies) for refits: intervals, tests and shrinkage
+        self._training = TrainingData(design, y, terms)
         self._warn_about_fit(fit)
         return self
 
@@ -431,6 +434,22 @@ def _encode_labels(labels):
             return encode_factor(labels)
         return codes.astype(np.intp, copy=False), np.asarray(levels)
     return encode_factor(labels)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What ``fit`` solved, kept by reference for refits and diagnostics.
+
+    ``design`` is the fixed-effects model matrix (with the intercept column
+    when ``fit_intercept``), ``y`` the response and ``terms`` the
+    :class:`~sklearn_mixed.core.RandomTerm` list of the fit, in the order of
+    ``group_names_``.  ``core.fit_lmm(design, y, terms, method=...)`` refits
+    the same model.
+    """
+
+    design: np.ndarray
+    y: np.ndarray
+    terms: list
 
 
 def _check_level_count(name, n_levels, n_samples):
