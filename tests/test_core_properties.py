@@ -220,6 +220,23 @@ def test_encode_factor_reconstructs_labels(values, rnd):
     assert np.array_equal(codes_p, codes[perm])
 
 
+@SETTINGS
+@given(
+    st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=40),
+    st.sampled_from([np.int64, np.int32, np.uint16]),
+    st.integers(0, 3),
+)
+def test_encode_factor_integers_equals_numpy_unique(values, dtype, spread):
+    """Integer labels (the O(n) table path when their range is compact, the
+    sort otherwise) encode exactly as ``numpy.unique``."""
+    info = np.iinfo(dtype)
+    labels = (np.array(values) // 10 ** (spread * 4)).clip(info.min, info.max).astype(dtype)
+    codes, levels = encode_factor(labels)
+    expected_levels, expected_codes = np.unique(labels, return_inverse=True)
+    assert np.array_equal(levels, expected_levels) and levels.dtype == labels.dtype
+    assert np.array_equal(codes, expected_codes) and codes.dtype == np.intp
+
+
 mixed_labels = st.lists(
     st.one_of(st.integers(0, 3), st.text("01ab", min_size=1, max_size=2)), min_size=1, max_size=30
 )

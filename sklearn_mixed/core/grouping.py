@@ -79,6 +79,10 @@ def encode_factor(labels):
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    if labels.dtype.kind in "iu" and labels.size:
+        dense = _encode_compact_integers(labels)
+        if dense is not None:
+            return dense
     try:
         levels, codes = np.unique(labels, return_inverse=True)
     except TypeError:
@@ -89,6 +93,19 @@ def encode_factor(labels):
         codes = np.fromiter((position[v] for v in labels.tolist()), np.intp, len(labels))
         levels = np.array(levels, dtype=object)
     return codes.astype(np.intp, copy=False), levels
+
+
+def _encode_compact_integers(labels):
+    """:func:`encode_factor` of integers spanning at most a few times ``n``
+    values, in O(n) by a table of the values present (no sort), or None."""
+    low, high = int(labels.min()), int(labels.max())
+    if high - low > 4 * labels.size + 1024:
+        return None
+    offset = labels - low
+    present = np.zeros(high - low + 1, dtype=bool)
+    present[offset] = True
+    rank = np.cumsum(present, dtype=np.intp) - 1  # code of each present value
+    return rank[offset], (np.flatnonzero(present) + low).astype(labels.dtype)
 
 
 def is_nested_in(inner_codes, outer_codes):
