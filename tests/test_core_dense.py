@@ -133,3 +133,43 @@ def test_projected_bfgs_reports_failure():
                             max_iter=30)  # fmt: skip
     assert not result.success
     assert result.nit == 30
+
+
+def test_slope_start_is_reml_optimum_on_balanced_design():
+    """sleepstudy is balanced (10 days per subject, the same days): the
+    moment estimate from the subjects' own regressions is the REML estimate
+    (lme4: theta = 0.96674, 0.01517, 0.23091), so the fit starts at it."""
+    from sklearn_mixed.core.start import slope_moment_start
+    from sklearn_mixed.datasets import load_sleepstudy
+
+    df = load_sleepstudy()
+    codes = df["Subject"].astype("category").cat.codes.to_numpy().astype(np.intp)
+    X = np.column_stack([np.ones(len(df)), df["Days"].to_numpy(float)])
+    term = RandomTerm("Subject", codes, np.arange(18), X.copy(), ("(Intercept)", "Days"))
+    y = df["Reaction"].to_numpy(float)
+    problem = MixedModelProblem(X, y, [term], "reml")
+    start = slope_moment_start(y, [term], problem.layout)
+    np.testing.assert_allclose(start, [0.96674, 0.01517, 0.23091], atol=2e-5)
+    fit = fit_lmm(X, y, [term], method="reml")
+    np.testing.assert_allclose(fit.theta, start, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_slope_start_is_interior_and_fit_unchanged(seed):
+    """On unbalanced designs the start is only near the optimum; it is
+    interior (diagonal of T > 0) and the optimum is the one reached from
+    lme4's start T = I (dense path, same deviance)."""
+    from sklearn_mixed.core.optimize import minimize_deviance
+
+    X, y, terms = _design(seed)
+    problem = MixedModelProblem(X, y, terms, "reml")
+    lower = problem.layout.lower
+    assert np.all(problem.layout.start[np.isfinite(lower)] > 0)
+    from_identity = minimize_deviance(
+        problem.deviance,
+        np.where(np.isfinite(lower), 1.0, 0.0),
+        lower,
+        value_and_gradient=problem.value_and_gradient,
+    )
+    fit = fit_lmm(X, y, terms, method="reml")
+    assert fit.deviance == pytest.approx(from_identity.deviance, abs=1e-7)

@@ -16,7 +16,7 @@ from .dense import DENSE_SIZE_LIMIT, DenseDeviance, dense_gram
 from .deviance import profiled_deviance
 from .gradient import intercept_gradients, relative_factor_gradients
 from .grouping import is_nested_in
-from .start import intercept_moment_start
+from .start import intercept_moment_start, slope_moment_start
 
 __all__ = ["MixedModelProblem", "ThetaLayout", "elimination_order"]
 
@@ -122,6 +122,10 @@ class MixedModelProblem:
             start = intercept_moment_start(
                 X, y, [t.codes for t in terms], [t.n_levels for t in terms]
             )
+            if start is not None:
+                self.layout.start = start
+        else:  # random slopes: from the levels' own least-squares fits
+            start = slope_moment_start(y, terms, self.layout)
             if start is not None:
                 self.layout.start = start
         self._data = (X, y)

@@ -92,3 +92,60 @@ def intercept_moment_start(X, y, codes_list, n_levels):
     if not (np.all(np.isfinite(est)) and sigma2 > 0.0):
         return None
     return np.sqrt(np.maximum(est[:-1], _FLOOR * sigma2) / sigma2)
+
+
+def _per_level_least_squares(term, y):
+    """Each level's own least-squares fit of y on the term's covariates.
+
+    Returns the coefficients ``b_j`` and ``(Z_j'Z_j)^-1`` of the levels with
+    more rows than coefficients and a well-conditioned ``Z_j'Z_j``, and the
+    pooled within-level residual variance (None when no level qualifies).
+    """
+    m, k = term.n_levels, term.n_coef
+    Z, codes = term.covariates, term.codes
+    S = np.zeros((m, k, k))
+    for a in range(k):  # S_j = sum_i z_i z_i', r_j = sum_i z_i y_i
+        for c in range(a, k):
+            S[:, a, c] = S[:, c, a] = np.bincount(codes, Z[:, a] * Z[:, c], minlength=m)
+    r = np.stack([np.bincount(codes, Z[:, a] * y, minlength=m) for a in range(k)], axis=1)
+    yy = np.bincount(codes, y * y, minlength=m)
+    n_j = np.bincount(codes, minlength=m)
+    usable = n_j > k
+    usable[usable] = np.linalg.cond(S[usable]) < 1e8
+    if usable.sum() < 3:
+        return None
+    S_inv = np.linalg.inv(S[usable])
+    b = np.einsum("mkl,ml->mk", S_inv, r[usable])
+    rss = yy[usable] - np.einsum("mk,mk->m", r[usable], b)
+    sigma2 = rss.sum() / (n_j[usable] - k).sum()
+    return b, S_inv, sigma2
+
+
+def slope_moment_start(y, terms, layout):
+    """theta from each term's per-level least-squares coefficients, or None.
+
+    The spread of the levels' own coefficients ``b_j`` estimates ``Sigma``
+    plus their sampling variance: ``Sigma ~ cov(b_j) - sigma^2 mean
+    (Z_j'Z_j)^-1``, and ``T = chol(Sigma / sigma^2)`` (eigenvalues floored at
+    ``_FLOOR``, so the start is interior).  Each term is estimated as if alone
+    (other factors inflate ``sigma^2``), which is enough for a start.
+    """
+    theta = layout.start.copy()
+    for term, positions in zip(terms, layout.slices, strict=True):
+        fitted = _per_level_least_squares(term, y)
+        if fitted is None:
+            return None
+        b, S_inv, sigma2 = fitted
+        if not sigma2 > 0:
+            return None
+        Sigma = np.cov(b, rowvar=False).reshape(term.n_coef, term.n_coef)
+        relative = (Sigma - sigma2 * S_inv.mean(axis=0)) / sigma2
+        values, vectors = np.linalg.eigh(0.5 * (relative + relative.T))
+        relative = (vectors * np.maximum(values, _FLOOR)) @ vectors.T
+        T = np.linalg.cholesky(relative)
+        if term.structure == "diagonal":
+            theta[positions] = np.sqrt(np.diag(relative))
+        else:  # free elements of T column by column (lme4's order)
+            cols, rows = np.triu_indices(term.n_coef)
+            theta[positions] = T[rows, cols]
+    return theta
