@@ -6,20 +6,38 @@ mixed-model equations, usable in Pipelines, GridSearchCV and cross-validation
 with the grouping factors passed as arrays.
 """
 
-from . import datasets
+from . import datasets, inference
 from ._crossed import CrossedEffectsRegressor
 from ._mixed import MixedLinearRegressor
 from .exceptions import PopulationPredictionWarning, SingularFitWarning
+from .formula import FormulaModel, from_formula, lmer
+from .inspection import (
+    CaterpillarDisplay,
+    RandomEffectsQQDisplay,
+    ResidualsDisplay,
+    ShrinkageDisplay,
+)
+from .model_comparison import anova, information_criteria
 from .scoring import make_group_scorer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaterpillarDisplay",
     "CrossedEffectsRegressor",
+    "FormulaModel",
     "MixedLinearRegressor",
     "PopulationPredictionWarning",
+    "RandomEffectsQQDisplay",
+    "ResidualsDisplay",
+    "ShrinkageDisplay",
     "SingularFitWarning",
+    "anova",
     "datasets",
+    "from_formula",
+    "inference",
+    "information_criteria",
+    "lmer",
     "make_group_scorer",
     "__version__",
 ]

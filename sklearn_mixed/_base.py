@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _results
 from ._groups import split_group_columns, validate_groups
+from ._reading import ReadingMixin
 from .core import encode_factor, fit_lmm, nesting_pairs, rank_deficient_columns
 from .exceptions import PopulationPredictionWarning, SingularFitWarning
 
@@ -34,7 +35,7 @@ __all__ = ["INTERCEPT"]
 INTERCEPT = "(Intercept)"
 
 
-class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
+class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
     """Base class of the linear mixed-model regressors (not for direct use).
 
     Subclasses set ``_parameter_constraints`` (extending the shared ones),
@@ -137,6 +138,12 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
         return ([INTERCEPT] if self.fit_intercept else []) + self._feature_names()
 
     def _check_full_rank(self, design):
+        if design.shape[1] == 0:
+            raise ValueError(
+                "the model has no fixed effects: X has no columns and fit_intercept=False. "
+                "Models without fixed effects (lme4's y ~ 0 + (1 | g)) are not supported; "
+                "set fit_intercept=True or pass features."
+            )
         if design.shape[0] <= design.shape[1]:
             raise ValueError(
                 f"got n_samples={design.shape[0]} for {design.shape[1]} fixed effects; "
@@ -360,44 +367,6 @@ class _BaseMixedRegressor(RegressorMixin, BaseEstimator):
         score : float
         """
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
-
-    def effect_ranges(self, level=0.95):
-        """Where ``level`` of the group effects and of one group's observations lie.
-
-        For each factor and term (intercept, slopes): the population value
-        ``a`` (its fixed effect) and the standard deviation ``tau`` of the
-        groups around it, so that ``a +- z tau`` holds ``level`` of the group
-        coefficients (``z = 1.96`` for 95%).  The ``("Residual",
-        "observations")`` row gives ``+- z sigma``: ``level`` of one group's
-        observations lie within it of that group's own mean.
-
-        Parameters
-        ----------
-        level : float, default=0.95
-
-        Returns
-        -------
-        ranges : DataFrame
-            Indexed by ``(factor, term)``; columns ``center``, ``std_dev``,
-            ``lower``, ``upper``.
-        """
-        check_is_fitted(self)
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level!r}")
-        return _results.effect_ranges(self, level)
-
-    def summary(self):
-        """A report like lme4's ``print(fit)``, as a string.
-
-        Returns
-        -------
-        report : str
-            Variance components (variances, standard deviations,
-            correlations), fixed effects, log-likelihood, AIC/BIC, number of
-            levels per factor and the 95% ranges of the group effects.
-        """
-        check_is_fitted(self)
-        return _results.summary_report(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

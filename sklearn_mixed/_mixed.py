@@ -115,7 +115,7 @@ class MixedLinearRegressor(_BaseMixedRegressor):
         Number of observations used in ``fit``.
     n_features_in_ : int
         Number of features (grouping columns excluded).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when ``X`` has string column names.
 
     See Also

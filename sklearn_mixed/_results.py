@@ -2,8 +2,13 @@
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
+from ._interpretation import (
+    effect_ranges,
+    intraclass_correlation,
+    level_label,
+    normal_quantile,
+)
 from .core.covariance import covariance_to_sd_corr
 
 __all__ = [
@@ -14,6 +19,9 @@ __all__ = [
     "variance_shares_table",
     "zero_variance_terms",
 ]
+
+# Coverage levels of the ranges printed by ``summary()``.
+SUMMARY_LEVELS = (0.95, 0.99)
 
 
 def fixed_effects_table(names, beta, beta_cov):
@@ -65,32 +73,6 @@ def zero_variance_terms(components, tol=1e-10):
     return [f"{f} {t}" for (f, t), v in comp["variance"].items() if v <= tol * scale]
 
 
-def _term_center(est, term):
-    """The population value around which a group's coefficient varies."""
-    if term == "(Intercept)":
-        return est.intercept_
-    idx = list(est._feature_names()).index(term)
-    return float(est.coef_[idx])
-
-
-def effect_ranges(est, level=0.95):
-    """Where ``level`` of the groups' coefficients (and observations) lie.
-
-    For each factor and term, the population value ``a`` (fixed effect) and
-    the standard deviation ``tau`` of the groups around it:
-    ``a +- z tau`` holds ``level`` of the group coefficients.  The last row is
-    the residual: ``level`` of one group's observations lie within
-    ``+- z sigma`` of that group's own mean.
-    """
-    z = norm.ppf(0.5 + level / 2.0)
-    rows = []
-    for (factor, term), sd in est.variance_components_["std_dev"].items():
-        center = 0.0 if factor == "Residual" else _term_center(est, term)
-        rows.append((factor, term or "observations", center, sd, center - z * sd, center + z * sd))
-    table = pd.DataFrame(rows, columns=["factor", "term", "center", "std_dev", "lower", "upper"])
-    return table.set_index(["factor", "term"])
-
-
 def _format_random_effects(est):
     """lme4's variance-component table; no correlations for diagonal terms."""
     width = max([len("Residual")] + [len(f) for f in est.group_names_])
@@ -114,21 +96,45 @@ def _format_random_effects(est):
     return lines
 
 
-def _format_ranges(est, level=0.95):
-    z = norm.ppf(0.5 + level / 2.0)
-    pct = f"{100 * level:g}%"
-    lines = [f"{pct} ranges (center +- {z:.2f} x std. dev.):"]
-    for (factor, term), row in effect_ranges(est, level).iterrows():
+def _format_ranges(est, levels=SUMMARY_LEVELS):
+    """One line per term: the first level's range in words, then the others' bounds."""
+    z = [normal_quantile(level) for level in levels]
+    pct = [f"{level_label(level)}%" for level in levels]
+    zs = ", ".join(f"{zi:.2f} for {p}" for zi, p in zip(z, pct, strict=True))
+    lines = [f"Ranges (center +- z x std. dev.; z = {zs}):"]
+    for (factor, term), row in effect_ranges(est, levels).iterrows():
         if factor == "Residual":
+            width = [f"+- {zi * row.std_dev:.4g}" for zi in z]
+            extra = "".join(f"; {p} within {w}" for p, w in zip(pct[1:], width[1:], strict=True))
             lines.append(
-                f" {pct} of one group's observations lie within +- {z * row.std_dev:.4g} "
-                "of that group's own mean (its fixed part plus its random effects)"
+                f" {pct[0]} of one group's observations lie within {width[0]} of that "
+                f"group's own mean (fixed part plus random effects){extra}"
             )
-        else:
-            lines.append(
-                f" {pct} of {factor} {term} values lie in {row.center:.4g} +- "
-                f"{z * row.std_dev:.4g} = [{row.lower:.4g}, {row.upper:.4g}]"
-            )
+            continue
+        bounds = [
+            f"[{row[f'lower_{level_label(v)}']:.4g}, {row[f'upper_{level_label(v)}']:.4g}]"
+            for v in levels
+        ]
+        extra = "".join(f"; {p} in {b}" for p, b in zip(pct[1:], bounds[1:], strict=True))
+        lines.append(
+            f" {pct[0]} of {factor} {term} values lie in {row.center:.4g} +- "
+            f"{z[0] * row.std_dev:.4g} = {bounds[0]}{extra}"
+        )
+    return lines
+
+
+def _format_intraclass_correlation(est):
+    """ICC per factor; the same-level column only when some factor is nested."""
+    icc = intraclass_correlation(est)
+    nested = not np.allclose(icc["icc"], icc["icc_same_level"], rtol=0, atol=1e-12)
+    slopes = any(est.random_slope_names_.values())
+    width = max(len("Factor"), *(len(str(f)) for f in icc.index))
+    title = "Intraclass correlation" + (" (at x = 0: slopes vary by group)" if slopes else "")
+    header = f" {'Factor':<{width}} {'ICC':>6}" + ("  Same level" if nested else "")
+    lines = [f"{title}:", header]
+    for factor, row in icc.iterrows():
+        same = f"  {row.icc_same_level:10.3f}" if nested else ""
+        lines.append(f" {factor:<{width}} {row.icc:6.3f}{same}")
     return lines
 
 
@@ -192,6 +198,7 @@ def summary_report(est):
     lines += ["  " + line.rstrip() for line in table.splitlines()]
     if est.group_names_:
         lines += [""] + _format_ranges(est)
+        lines += [""] + _format_intraclass_correlation(est)
     status = "converged" if est.converged_ else "did NOT converge"
     solver = "Iterative solver" if getattr(est, "solver_", None) == "iterative" else "Optimizer"
     lines += ["", f"{solver} {status} in {est.n_iter_} iterations."]

@@ -377,3 +377,10 @@ def test_default_factor_names(sleep):
     )
     assert two.group_names_ == ["group_1", "group_2"]
     assert two.n_groups_ == {"group_1": 18, "group_2": 2}
+
+
+def test_no_fixed_effects_at_all(sleep):
+    """lme4's ``y ~ 0 + (1 | g)``: no columns and no intercept is refused by name."""
+    _, X, y, g = sleep
+    with pytest.raises(ValueError, match="no fixed effects"):
+        MixedLinearRegressor(fit_intercept=False).fit(X[[]], y, groups=g)

@@ -60,6 +60,11 @@ EXPECTED_OUTPUT = {
         "REML criterion at convergence: 46640.3983",
         "95% of school ses slopes lie in 2.39 +- 1.26",
     ],
+    "plot_diagnostics.py": [
+        "REML criterion at convergence: 1743.6283",
+        "subject 335: own slope -2.88 ms/day, mixed-model slope -0.28 (population 10.47)",
+        "residuals beyond 3 sigma (76.8 ms): 3",
+    ],
 }
 
 # Lines the documents' snippets must print.
@@ -67,6 +72,11 @@ EXPECTED_SNIPPET_OUTPUT = {
     "README.md": ["REML criterion at convergence: 1743.6283", "[253.7 273.3 293. ]"],
     "lme4_users.md": ["[('batch:cask', 'batch')]"],
     "new_groups.md": ["True"],
+    "five_minutes.md": [
+        "theta = 0.8078 = tau / sigma = 0.8078",
+        "plate a, sample A: 25.96 +- 1.08 mm",
+        "std. dev. of the mixed-model slopes:  0.28",
+    ],
 }
 
 README_COMMANDS = [

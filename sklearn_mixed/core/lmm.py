@@ -95,6 +95,8 @@ def rank_deficient_columns(XtX, rtol=1e-10):
     (an all-zero column always is).
     """
     p = XtX.shape[0]
+    if p == 0:
+        return []
     scale = np.sqrt(np.clip(np.diag(XtX), 0.0, None))
     if np.all(scale > 0.0) and np.linalg.eigvalsh(XtX / np.outer(scale, scale))[0] >= rtol:
         return []  # full rank: no column to search for
