@@ -21,6 +21,7 @@ reports are printed next to ours; nothing of lme4's is hardcoded here.
 """
 
 import json
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +33,12 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold, KFold, cross_validate
 
 import sklearn_mixed
-from sklearn_mixed import MixedLinearRegressor, PopulationPredictionWarning, make_group_scorer
+from sklearn_mixed import (
+    MixedLinearRegressor,
+    PopulationPredictionWarning,
+    anova,
+    make_group_scorer,
+)
 from sklearn_mixed.datasets import load_hsb82, load_pastes, load_penicillin, load_sleepstudy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +46,8 @@ REFERENCE_DIRS = [
     ROOT / "tests" / "data" / "lme4",
     ROOT / "tests" / "data" / "lme4" / "ref",
     ROOT / "tests" / "data" / "lme4_extra",
+    ROOT / "tests" / "data" / "lme4_confint",
+    ROOT / "tests" / "data" / "lmertest",
 ]
 Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 
@@ -258,6 +266,52 @@ def prediction_and_cv():
         print(f"  note: {note}")
 
 
+def _profile_reference():
+    """lme4's confint(fit, method = "profile") rows, by parameter name, or {}."""
+    ref = load_reference("sleepstudy_reml")
+    if ref is None:
+        return {}
+    profile = next(i for i in ref["intervals"] if i["method"] == "profile")
+    ends = zip(profile["lower"], profile["upper"], strict=True)
+    return dict(zip(profile["names"], ends, strict=True))
+
+
+def intervals_and_tests():
+    section("(f) How sure, and is the slope needed?  Reaction ~ Days + (Days | Subject)")
+    df = load_sleepstudy()
+    X, y, subject = df[["Days"]], df["Reaction"], df["Subject"]
+    model = fit(MixedLinearRegressor(random_slopes=["Days"]), X, y, subject)
+    print("  Profile-likelihood 95% intervals, model.confint('profile'), and lme4's:")
+    lme4 = _profile_reference()
+    for name, (lo, hi) in model.confint("profile").iterrows():
+        theirs = "  lme4 [{:9.3f}, {:9.3f}]".format(*lme4[name]) if name in lme4 else ""
+        print(f"    {name:<30}[{lo:9.3f}, {hi:9.3f}]{theirs}")
+    print()
+    print("  Fixed effects with Satterthwaite df, model.fixed_effects_tests(), and lmerTest's:")
+    tests = model.fixed_effects_tests()
+    ref = load_reference("satterthwaite_sleep_corr_reml")
+    for i, (name, row) in enumerate(tests.iterrows()):
+        theirs = f"  lmerTest df {ref['df'][i]:.3f}, p {ref['p'][i]:.3g}" if ref else ""
+        print(f"    {name:<12} t {row.t_value:7.3f}  df {row.df:7.3f}  p {row.p_value:.3g}{theirs}")
+    print()
+    print("  Is the random slope needed?  anova(random intercepts, random slopes), ML refits:")
+    intercepts = fit(MixedLinearRegressor(), X, y, subject)
+    table = anova(intercepts, model, names=["(1 | Subject)", "(Days | Subject)"])
+    shown = table.round(4).astype({"Pr(>Chisq)": object})
+    shown["Pr(>Chisq)"] = [f"{v:.3g}" for v in table["Pr(>Chisq)"]]
+    print(indent(shown.to_string(), "    "))
+    ref = load_reference("anova_sleep_random_refit")
+    if ref:
+        print(f"    lme4: Chisq {ref['rows'][1]['Chisq']:.4f}, p {ref['rows'][1]['p']:.3g}")
+    print(textwrap.fill(table.attrs["note"], 84, initial_indent="    ", subsequent_indent="    "))
+    print()
+    print("  Shrinkage (strength sharing) of three subjects' slopes, model.shrinkage():")
+    slopes = model.shrinkage().xs("Days", axis=1, level=1).loc[["308", "335", "370"]]
+    print(indent(slopes.round(2).to_string(), "    "))
+    icc = model.intraclass_correlation().loc["Subject", "icc"]
+    print(f"  Intraclass correlation at Days = 0: {icc:.3f}")
+
+
 def main():
     start = time.perf_counter()
     print(f"sklearn-mixed {sklearn_mixed.__version__} demo (scikit-learn {sklearn.__version__})")
@@ -266,6 +320,7 @@ def main():
     nested()
     random_slopes()
     prediction_and_cv()
+    intervals_and_tests()
     section("Done")
     print(f"  total time {time.perf_counter() - start:.1f} s")
 

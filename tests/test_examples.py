@@ -47,6 +47,9 @@ EXPECTED_OUTPUT = {
         "REML criterion at convergence: 1743.6283",  # (e) sleepstudy, (Days | Subject)
         "lme4 1.1-31 reports",
         "R^2 with groups",
+        "sd_Days|Subject               [    3.801,     8.753]  lme4 [    3.801,     8.753]",
+        "Days         t   6.771  df  17.000  p 3.26e-06  lmerTest df 17.000, p 3.26e-06",
+        "lme4: Chisq 42.1393, p 7.07e-10",
     ],
     "plot_sleepstudy.py": [
         "REML criterion at convergence: 1743.6283",
