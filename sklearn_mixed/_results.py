@@ -201,7 +201,8 @@ def summary_report(est):
         lines += [""] + _format_intraclass_correlation(est)
     status = "converged" if est.converged_ else "did NOT converge"
     solver = "Iterative solver" if getattr(est, "solver_", None) == "iterative" else "Optimizer"
-    lines += ["", f"{solver} {status} in {est.n_iter_} iterations."]
+    plural = "" if est.n_iter_ == 1 else "s"
+    lines += ["", f"{solver} {status} in {est.n_iter_} iteration{plural}."]
     if est.singular_:
         lines.append("boundary (singular) fit: see SingularFitWarning")
     return "\n".join(lines)
