@@ -1,8 +1,8 @@
 """The examples and the documentation's code run, and print what they promise.
 
 Every ``examples/*.py`` runs in a subprocess (``MPLBACKEND=Agg``, so no
-window opens); the ``plot_*`` examples are skipped without matplotlib, an
-optional dependency.  The ```` ```python ```` blocks of ``README.md`` and
+window opens); the ``plot_*`` examples must draw at least one figure, and
+are skipped without matplotlib, an optional dependency.  The ```` ```python ```` blocks of ``README.md`` and
 ``docs/*.md`` run too, each document's blocks in order in one process, so the
 snippets users copy keep working.  The subprocesses are started together, as
 many at a time as there are CPUs, when the first test of this module needs one.
@@ -21,6 +21,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 TIMEOUT = 120  # seconds per subprocess; each takes a few
+
+
+# Runs a plot example and reports, after it, how many figures it drew.
+FIGURE_COUNTER = """
+import runpy, sys
+import matplotlib.figure
+created = []
+_init = matplotlib.figure.Figure.__init__
+def _counting_init(self, *args, **kwargs):
+    created.append(1)
+    _init(self, *args, **kwargs)
+matplotlib.figure.Figure.__init__ = _counting_init
+sys.argv = [sys.argv[1]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+print(f"figures drawn: {len(created)}")
+"""
 
 
 def _python_blocks(text):
@@ -108,7 +124,10 @@ def runs(tmp_path_factory):
     """name -> Future of the CompletedProcess, for every example and document."""
     jobs = {}
     for path in EXAMPLES:
-        if HAS_MATPLOTLIB or not path.name.startswith("plot_"):
+        if path.name.startswith("plot_"):
+            if HAS_MATPLOTLIB:
+                jobs[path.name] = ["-c", FIGURE_COUNTER, str(path)]
+        else:
             jobs[path.name] = [str(path)]
     snippets = tmp_path_factory.mktemp("snippets")
     for path in DOCUMENTS:
@@ -140,6 +159,9 @@ def test_example_runs(path, runs):
         pytest.skip("matplotlib is not installed (optional: pip install 'sklearn-mixed[plot]')")
     result = runs[path.name].result()
     _check(result, EXPECTED_OUTPUT.get(path.name, []), f"examples/{path.name}")
+    if path.name.startswith("plot_"):  # a gallery example shows figures
+        drawn = re.search(r"figures drawn: (\d+)", result.stdout)
+        assert drawn and int(drawn.group(1)) >= 1, f"examples/{path.name} drew no figure"
 
 
 def test_documents_with_snippets_are_found():
