@@ -2,9 +2,10 @@
 
 Every ``examples/*.py`` runs in a subprocess (``MPLBACKEND=Agg``, so no
 window opens); the ``plot_*`` examples must draw at least one figure, and
-are skipped without matplotlib, an optional dependency.  The ```` ```python ```` blocks of ``README.md`` and
-``docs/*.md`` run too, each document's blocks in order in one process, so the
-snippets users copy keep working.  The subprocesses are started together, as
+are skipped without matplotlib, an optional dependency.  The
+```` ```python ```` blocks of ``README.md`` and ``docs/*.md`` run too, each
+document's blocks in order in one process, so the snippets users copy keep
+working.  The subprocesses are started together, as
 many at a time as there are CPUs, when the first test of this module needs one.
 """
 
