@@ -80,6 +80,11 @@ EXPECTED_OUTPUT = {
         "REML criterion at convergence: 46640.3983",
         "95% of school ses slopes lie in 2.39 +- 1.26",
     ],
+    "plot_inference.py": [
+        "sd_Days|Subject                 3.801    8.753",  # lme4's profile interval
+        "Days: df 17.00, p 3.26e-06",  # lmerTest's Satterthwaite test
+        "likelihood ratio 42.14 on 2 df, p = 7.1e-10",  # lme4's anova
+    ],
     "plot_diagnostics.py": [
         "REML criterion at convergence: 1743.6283",
         "subject 335: own slope -2.88 ms/day, mixed-model slope -0.28 (population 10.47)",
