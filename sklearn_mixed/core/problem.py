@@ -125,7 +125,7 @@ class MixedModelProblem:
             if start is not None:
                 self.layout.start = start
         else:  # random slopes: from the levels' own least-squares fits
-            start = slope_moment_start(y, terms, self.layout)
+            start = slope_moment_start(y, terms, self.layout, method)
             if start is not None:
                 self.layout.start = start
         self._data = (X, y)

@@ -121,7 +121,7 @@ def _per_level_least_squares(term, y):
     return b, S_inv, sigma2
 
 
-def slope_moment_start(y, terms, layout):
+def slope_moment_start(y, terms, layout, method="reml"):
     """theta from each term's per-level least-squares coefficients, or None.
 
     The spread of the levels' own coefficients ``b_j`` estimates ``Sigma``
@@ -138,7 +138,9 @@ def slope_moment_start(y, terms, layout):
         b, S_inv, sigma2 = fitted
         if not sigma2 > 0:
             return None
-        Sigma = np.cov(b, rowvar=False).reshape(term.n_coef, term.n_coef)
+        # REML's unbiased spread of the level coefficients; ML divides by m
+        ddof = 1 if method == "reml" else 0
+        Sigma = np.cov(b, rowvar=False, ddof=ddof).reshape(term.n_coef, term.n_coef)
         relative = (Sigma - sigma2 * S_inv.mean(axis=0)) / sigma2
         values, vectors = np.linalg.eigh(0.5 * (relative + relative.T))
         relative = (vectors * np.maximum(values, _FLOOR)) @ vectors.T
