@@ -53,6 +53,8 @@ def _as_levels(level):
 
 def normal_quantile(level):
     """``z`` with ``P(|Z| <= z) = level`` for a standard normal ``Z`` (1.96 for 0.95)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
     return float(norm.ppf(0.5 + level / 2.0))
 
 

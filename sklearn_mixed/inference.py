@@ -20,6 +20,7 @@ from joblib import Parallel, delayed
 from scipy.stats import norm
 from sklearn.utils.validation import check_is_fitted
 
+from ._interpretation import normal_quantile
 from .core import fit_lmm
 from .core.covariance import free_positions, relative_factor
 from .core.profile import VarianceParameters, profile_intervals
@@ -160,7 +161,7 @@ def _percent_labels(level):
 
 def _wald(estimator, level, n_params):
     """``beta +- z SE`` in the fixed-effect rows, NaN elsewhere."""
-    z = norm.ppf(0.5 + level / 2.0)
+    z = normal_quantile(level)
     beta = estimator._beta
     se = np.sqrt(np.diag(estimator.fixed_effects_cov_))
     lower, upper = np.full(n_params, np.nan), np.full(n_params, np.nan)

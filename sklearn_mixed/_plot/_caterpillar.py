@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ._common import axes_and_figure, check_factor, check_term, normal_quantile
+from .._interpretation import normal_quantile
+from ._common import axes_and_figure, check_factor, check_term
 
 __all__ = ["CaterpillarDisplay"]
 

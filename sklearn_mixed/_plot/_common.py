@@ -58,13 +58,6 @@ def check_term(estimator, factor, term):
     return terms.index(term)
 
 
-def normal_quantile(level):
-    """``z`` with ``P(|Z| <= z) = level`` for a standard normal ``Z`` (1.96 for 0.95)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return float(norm.ppf(0.5 + level / 2.0))
-
-
 def normal_scores(n):
     """Standard normal quantiles at R's plotting positions ``ppoints(n)``, as ``qqnorm``:
     ``(i - a) / (n + 1 - 2a)`` for ``i = 1..n``, ``a = 3/8`` if ``n <= 10`` else ``1/2``."""

@@ -19,6 +19,8 @@ Journal of Statistics 11(1), 1235-1296.
 import numpy as np
 import scipy.linalg as la
 
+from .covariance import free_positions
+from .pooling import level_cross_products
 from .threads import single_blas_thread
 
 __all__ = ["intercept_moment_start"]
@@ -101,13 +103,8 @@ def _per_level_least_squares(term, y):
     more rows than coefficients and a well-conditioned ``Z_j'Z_j``, and the
     pooled within-level residual variance (None when no level qualifies).
     """
-    m, k = term.n_levels, term.n_coef
-    Z, codes = term.covariates, term.codes
-    S = np.zeros((m, k, k))
-    for a in range(k):  # S_j = sum_i z_i z_i', r_j = sum_i z_i y_i
-        for c in range(a, k):
-            S[:, a, c] = S[:, c, a] = np.bincount(codes, Z[:, a] * Z[:, c], minlength=m)
-    r = np.stack([np.bincount(codes, Z[:, a] * y, minlength=m) for a in range(k)], axis=1)
+    m, k, codes = term.n_levels, term.n_coef, term.codes
+    S, r = level_cross_products(codes, m, term.covariates, y)  # Z_j'Z_j, Z_j'y
     yy = np.bincount(codes, y * y, minlength=m)
     n_j = np.bincount(codes, minlength=m)
     usable = n_j > k
@@ -144,10 +141,9 @@ def slope_moment_start(y, terms, layout, method="reml"):
         relative = (Sigma - sigma2 * S_inv.mean(axis=0)) / sigma2
         values, vectors = np.linalg.eigh(0.5 * (relative + relative.T))
         relative = (vectors * np.maximum(values, _FLOOR)) @ vectors.T
-        T = np.linalg.cholesky(relative)
         if term.structure == "diagonal":
             theta[positions] = np.sqrt(np.diag(relative))
-        else:  # free elements of T column by column (lme4's order)
-            cols, rows = np.triu_indices(term.n_coef)
-            theta[positions] = T[rows, cols]
+        else:  # free elements of T = chol(Sigma / sigma^2), lme4's order
+            rows, cols = free_positions(term.n_coef, term.structure)
+            theta[positions] = np.linalg.cholesky(relative)[rows, cols]
     return theta
