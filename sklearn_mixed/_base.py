@@ -1,19 +1,20 @@
 """The scikit-learn contract shared by the mixed-model regressors.
 
 :class:`_BaseMixedRegressor` validates the input, reads the grouping factors
-(from ``groups`` or the ``group_cols`` of ``X``), stores the fitted attributes,
-predicts (with ``return_std``), scores, requests ``groups`` as metadata and
-reports (``summary``, ``effect_ranges``, the fit warnings).  A subclass says
-which random terms a fit has and how it is computed, through two hooks:
+(from ``groups`` or the ``group_cols`` of ``X``) and the prior weights,
+builds and reduces the model's rows once (:mod:`._design`), fits the core's
+:class:`~sklearn_mixed.core.LinearMixedModel` and keeps it as ``model_``,
+stores the fitted attributes, predicts (with ``return_std`` and any subset of
+the random effects), scores, requests ``groups`` as metadata and reports.
+A subclass says which random effects each grouping factor has and which
+solver fits them, through two hooks:
 
-- ``_random_terms(X, groups)``: the :class:`~sklearn_mixed.core.RandomTerm` of
-  each grouping factor, and the feature columns of each factor's random slopes;
-- ``_fit_terms(design, y, terms)``: the fit, an :class:`~sklearn_mixed.core.LMMFit`
-  (by default :func:`~sklearn_mixed.core.fit_lmm`, Henderson's equations).
+- ``_random_specs(factor_names, feature_names)``: a
+  :class:`~sklearn_mixed._groups.RandomSpec` per grouping factor;
+- ``_solver(n_levels)`` and ``_fit_options()``: the solver and its settings.
 """
 
 import warnings
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,17 +23,16 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _results
-from ._groups import split_group_columns, validate_groups
+from ._design import build_rows, drop_zero_weights
+from ._groups import INTERCEPT, resolve_fixed_features, split_group_columns, validate_groups
 from ._reading import ReadingMixin
-from .core import encode_factor, fit_lmm, nesting_pairs, rank_deficient_columns
-from .exceptions import PopulationPredictionWarning, SingularFitWarning
+from .core import LinearMixedModel, nesting_pairs
+from .exceptions import ExactFitWarning, PopulationPredictionWarning, SingularFitWarning
 
 __all__ = ["INTERCEPT"]
-
-INTERCEPT = "(Intercept)"
 
 
 class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
@@ -41,7 +41,8 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
     Subclasses set ``_parameter_constraints`` (extending the shared ones),
     ``__init__`` and the hooks ``_random_terms`` and, optionally,
     ``_fit_terms``.  The parameters ``method``, ``fit_intercept``,
-    ``group_cols``, ``new_groups``, ``max_iter`` and ``tol`` are shared.
+    ``group_cols``, ``new_groups``, ``max_iter`` and ``tol`` are shared;
+    ``fixed_features`` and ``fixed_sigma`` are read when a subclass has them.
     """
 
     __metadata_request__fit = {"groups": True}
@@ -70,24 +71,29 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
     )
 
     # ------------------------------------------------------------------ hooks
-    def _random_terms(self, X, groups):
-        """``(terms, slopes)``: a RandomTerm per grouping factor, in the order
-        given, and ``{factor: [column indices of its random slopes]}``."""
+    def _random_specs(self, factor_names, feature_names):
+        """``{factor: RandomSpec}``: each grouping factor's random effects."""
         raise NotImplementedError
 
-    def _fit_terms(self, design, y, terms):
-        """The LMMFit of ``y ~ design + terms``: Henderson's equations."""
-        return fit_lmm(design, y, terms, method=self.method, max_iter=self.max_iter, tol=self.tol)
+    def _solver(self, n_levels):
+        """``"exact"`` or ``"iterative"`` for factors with these numbers of levels."""
+        return "exact"
+
+    def _fit_options(self, solver):
+        """Keyword arguments of :meth:`LinearMixedModel.fit`."""
+        return {"max_iter": self.max_iter, "tol": self.tol}
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Fit the model.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Fixed-effect features (and the ``group_cols`` columns, if set).
+            Features (and the ``group_cols`` columns, if set): the fixed
+            effects (``fixed_features``, all by default) and the covariates
+            of the random effects.
         y : array-like of shape (n_samples,)
             Response.
         groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
@@ -95,6 +101,11 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
             nested factor as its combined label, like lme4's ``a:b``).  Names
             come from DataFrame columns or the Series name.  ``None`` fits a
             linear model without random effects.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Prior (precision) weights, lme4's ``weights``: the residual
+            variance of row ``i`` is ``sigma^2 / w_i``.  Rows of weight 0 are
+            left out (as if absent).  Not frequency weights: doubling a row's
+            weight is not the same as repeating the row.
 
         Returns
         -------
@@ -112,16 +123,32 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
             dtype=np.float64,
             ensure_min_features=0 if groups is not None else 1,
         )
-        design = self._fixed_design(X)
-        # the features are a view of the design from here on: one copy of X
-        X = design[:, 1:] if self.fit_intercept else design
-        self._check_full_rank(design)
-        terms, slopes = self._random_terms(X, groups)
-        fit = self._fit_terms(design, y, terms)
-        self._store_fit(fit, terms, slopes)
-        # references (no copies) for refits: intervals, tests and shrinkage
-        self._training = TrainingData(design, y, terms)
-        self._warn_about_fit(fit)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+        X, y, groups, weights = drop_zero_weights(X, y, groups, sample_weight)
+        feature_names = self._feature_names()
+        factor_names = [] if groups is None else validate_groups(groups, X.shape[0])[0]
+        fixed = resolve_fixed_features(getattr(self, "fixed_features", None), feature_names)
+        fixed_sigma = getattr(self, "fixed_sigma", None)
+        if not fixed and not self.fit_intercept and groups is None:
+            raise ValueError(
+                "the model has no fixed effects and no grouping factors: nothing to fit."
+            )
+        design = build_rows(
+            X, y, groups, weights,
+            specs=self._random_specs(factor_names, feature_names) if groups is not None else {},
+            fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
+            fixed_sigma=fixed_sigma,
+        )  # fmt: skip
+        terms = design.rows.terms
+        solver = self._solver([t.n_levels for t in terms])
+        model = LinearMixedModel(
+            design.reduction, terms, method=self.method, fixed_sigma=fixed_sigma,
+            solver=solver, data=design.rows,
+        )  # fmt: skip
+        self.model_ = model.fit(**self._fit_options(solver))
+        self._store_fit(design)
+        self._warn_about_fit(model.result)
         return self
 
     def _feature_names(self):
@@ -129,94 +156,86 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{i}" for i in range(self.n_features_in_)]
 
-    def _fixed_design(self, X):
-        if self.fit_intercept:
-            return np.column_stack([np.ones(X.shape[0]), X])
-        return X
-
-    def _fixed_names(self):
-        return ([INTERCEPT] if self.fit_intercept else []) + self._feature_names()
-
-    def _check_full_rank(self, design):
-        if design.shape[1] == 0:
-            raise ValueError(
-                "the model has no fixed effects: X has no columns and fit_intercept=False. "
-                "Models without fixed effects (lme4's y ~ 0 + (1 | g)) are not supported; "
-                "set fit_intercept=True or pass features."
-            )
-        if design.shape[0] <= design.shape[1]:
-            raise ValueError(
-                f"got n_samples={design.shape[0]} for {design.shape[1]} fixed effects; "
-                "the model needs more rows than fixed effects."
-            )
-        bad = rank_deficient_columns(design.T @ design)
-        if bad:
-            names = [self._fixed_names()[j] for j in bad]
-            raise ValueError(
-                f"X is rank deficient: column(s) {names!r} are constant or linear "
-                "combinations of the others (with the intercept); drop them."
-            )
-
-    def _store_fit(self, fit, terms, slopes):
-        beta = fit.beta
-        if self.fit_intercept:
-            self.intercept_, self.coef_ = float(beta[0]), beta[1:].copy()
-        else:
-            self.intercept_, self.coef_ = 0.0, beta.copy()
+    def _store_fit(self, design):
+        fit = self.model_.result
+        terms = design.rows.terms
+        # coefficients of the features: 0 for random-only and aliased columns
+        self.coef_ = np.zeros(self.n_features_in_)
+        self.intercept_ = 0.0
+        for column, value in zip(design.fixed, fit.beta, strict=True):
+            if column is None:
+                self.intercept_ = float(value)
+            else:
+                self.coef_[column] = value
+        self.fixed_effect_names_ = list(design.fixed_names)
+        self._design_names = list(design.all_names)
+        self.aliased_features_ = list(design.aliased)
         self.fixed_effects_cov_ = fit.beta_cov
         self.residual_variance_ = fit.sigma2
         self.theta_ = fit.theta
         self.group_names_ = [t.name for t in terms]
         self.n_groups_ = {t.name: t.n_levels for t in terms}
-        self.nested_ = nesting_pairs(self.group_names_, [t.codes for t in terms])
-        self.random_slope_names_ = {t.name: list(t.covariate_names[1:]) for t in terms}
-        self.covariance_structures_ = {t.name: t.structure for t in terms}
+        reduction = self.model_.reduction
+        self.nested_ = nesting_pairs(self.group_names_, reduction)
+        self.random_slope_names_ = {
+            t.name: [c for c in t.covariate_names if c != INTERCEPT] for t in terms
+        }
+        self.covariance_structures_ = {t.name: t.structure.name for t in terms}
         self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
         self.random_effects_conditional_cov_ = {
             t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
         }
-        # arrays behind the DataFrame attributes, which are built on access
-        self._beta = beta
-        self._modes = {t.name: b for t, b in zip(terms, fit.b, strict=True)}
-        self._term_labels = [(t.name, tuple(t.covariate_names)) for t in terms]
-        self._levels = {t.name: pd.Index(t.levels) for t in terms}
-        self._slope_index = slopes
         self.log_likelihood_ = fit.log_likelihood
         self.deviance_ = fit.deviance
         self.aic_, self.bic_ = fit.aic, fit.bic
         self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
         self.n_obs_ = fit.n
+        # for predict: level indexes, and each factor's covariate columns of X
+        self._levels = design.levels
+        self._fixed_columns = design.fixed
+        self._covariates = {name: spec.covariates for name, spec in design.specs.items()}
 
     # The DataFrame attributes are views of the fitted arrays, built when read
     # (as scikit-learn's ``feature_importances_``): a small fit costs no pandas.
     @property
     def fixed_effects_(self):
         """DataFrame: estimate, standard error and t value per fixed effect."""
-        return _results.fixed_effects_table(
-            self._fixed_names(), self._beta, self.fixed_effects_cov_
-        )
+        check_is_fitted(self)
+        fit = self.model_.result
+        return _results.fixed_effects_table(self.fixed_effect_names_, fit.beta, fit.beta_cov)
 
     @property
     def random_effects_(self):
         """dict of str -> DataFrame: conditional modes, one row per level."""
+        check_is_fitted(self)
+        fit = self.model_.result
         return {
-            name: pd.DataFrame(
-                self._modes[name],
-                index=self._levels[name].rename(name),
-                columns=list(covariates),
+            t.name: pd.DataFrame(
+                b, index=self._levels[t.name].rename(t.name), columns=list(t.covariate_names)
             )
-            for name, covariates in self._term_labels
+            for t, b in zip(self.model_.terms, fit.b, strict=True)
         }
 
     @property
     def variance_components_(self):
         """DataFrame: variance and standard deviation per (factor, term) and residual."""
-        term_cov = [self.random_effects_cov_[name] for name, _ in self._term_labels]
-        return _results.variance_components_table(
-            self._term_labels, term_cov, self.residual_variance_
-        )
+        check_is_fitted(self)
+        terms = self.model_.terms
+        labels = [(t.name, tuple(t.covariate_names)) for t in terms]
+        term_cov = [self.random_effects_cov_[t.name] for t in terms]
+        return _results.variance_components_table(labels, term_cov, self.residual_variance_)
 
     def _warn_about_fit(self, fit):
+        if fit.exact_fit:
+            warnings.warn(
+                "the fixed effects fit the response exactly (a constant response, say): the "
+                "residual variance and the random-effect variances are 0 and the likelihood "
+                "is unbounded (log_likelihood_ = inf). Check the response; lme4 reports such "
+                "fits with convergence warnings.",
+                ExactFitWarning,
+                stacklevel=4,
+            )
+            return
         if not fit.converged:
             warnings.warn(
                 f"The optimizer did not converge after {fit.n_iter} iterations "
@@ -235,7 +254,7 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
             )
 
     # -------------------------------------------------------------- predict
-    def predict(self, X, groups=None, return_std=False):
+    def predict(self, X, groups=None, return_std=False, random_effects=None):
         """Predict with the fixed effects plus the conditional modes of seen levels.
 
         Parameters
@@ -244,12 +263,21 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
             Grouping factors as in ``fit``.  Seen levels add their conditional
             modes; unseen levels add 0 for that factor (``new_groups=
-            "population"``) or raise (``"error"``).  Without groups the
-            prediction is the population (fixed-effects) one, with a warning
-            when the model was fitted with groups.
+            "population"``) or raise (``"error"``).  A DataFrame (or named
+            Series) with only some of the fitted factors uses those and the
+            population effect for the others (lme4's ``re.form = ~(1 | g)``).
+            Without groups the prediction is the population (fixed-effects
+            only) one, with a warning when the model was fitted with groups.
         return_std : bool, default=False
             Also return the predictive standard deviation of a new observation
             (see the class Notes for the formula).
+        random_effects : list or dict, default=None
+            Which random effects to add (lme4's ``re.form``): ``None`` all;
+            a list of factor names, those factors' (``[]``: none, lme4's
+            ``re.form = NA``); a dict ``{factor: [coefficient names]}``, only
+            those coefficients of each factor listed, e.g.
+            ``{"Subject": ["(Intercept)"]}`` for lme4's ``re.form =
+            ~(1 | Subject)`` on a ``(Days | Subject)`` model.
 
         Returns
         -------
@@ -260,35 +288,68 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X, groups = _split_features_and_groups(X, groups, self.group_cols)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_features=0)
-        design = self._fixed_design(X)
         mean = X @ self.coef_ + self.intercept_
         if return_std:
             # sigma^2 + x' Var(beta) x, then each factor's z' V z below
+            design = np.column_stack(
+                [np.ones(X.shape[0]) if c is None else X[:, c] for c in self._fixed_columns]
+            ) if self._fixed_columns else np.zeros((X.shape[0], 0))  # fmt: skip
             var = self.residual_variance_ + np.einsum(
                 "ij,jk,ik->i", design, self.fixed_effects_cov_, design
             )
-        codes = self._predict_codes(X.shape[0], groups)
-        for name, level in codes.items():
-            z = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in self._slope_index[name]])
-            seen = level >= 0
-            b = self._modes[name]
-            mean[seen] += np.einsum("ik,ik->i", z[seen], b[level[seen]])
+        chosen = self._chosen_random_effects(random_effects)
+        codes = self._predict_codes(X.shape[0], groups, warn=bool(chosen))
+        fit = self.model_.result
+        for t, b_all, V_all in zip(self.model_.terms, fit.b, fit.conditional_cov, strict=True):
+            cols = self._covariates[t.name]
+            z = np.column_stack([np.ones(X.shape[0]) if c is None else X[:, c] for c in cols])
+            level = codes.get(t.name, np.full(X.shape[0], -1))
+            use = np.zeros(len(cols), dtype=bool)
+            use[chosen.get(t.name, [])] = True
+            seen = (level >= 0)[:, None] & use[None, :]  # rows x coefficients used
+            b = np.where(seen, b_all[np.maximum(level, 0)], 0.0)
+            mean += np.einsum("ik,ik->i", z, b)
             if return_std:
-                # seen level: Var(b_j | y); unseen level: the factor's Sigma
-                V = np.where(
-                    seen[:, None, None],
-                    self.random_effects_conditional_cov_[name][np.maximum(level, 0)],
-                    self.random_effects_cov_[name][None, :, :],
+                var += _random_effect_variance(
+                    z, seen, V_all[np.maximum(level, 0)], self.random_effects_cov_[t.name]
                 )
-                var += np.einsum("ik,ikl,il->i", z, V, z)
         if return_std:
             return mean, np.sqrt(var)
         return mean
 
-    def _predict_codes(self, n_samples, groups):
-        """Level index per factor (-1 for unseen levels)."""
+    def _chosen_random_effects(self, random_effects):
+        """``{factor: coefficient indices}`` to predict with (lme4's ``re.form``)."""
+        names = {t.name: list(t.covariate_names) for t in self.model_.terms}
+        if random_effects is None:
+            return {f: list(range(len(c))) for f, c in names.items()}
+        if not isinstance(random_effects, dict):
+            if isinstance(random_effects, str):
+                random_effects = [random_effects]
+            random_effects = {f: names.get(f, []) for f in random_effects}
+        chosen = {}
+        for factor, coefs in random_effects.items():
+            if factor not in names:
+                raise ValueError(
+                    f"random_effects names {factor!r}, not a fitted grouping factor; the "
+                    f"factors are {list(names)!r}"
+                )
+            coefs = [coefs] if isinstance(coefs, str) else list(coefs)
+            unknown = [c for c in coefs if c not in names[factor] and c != "1"]
+            if unknown:
+                raise ValueError(
+                    f"random_effects of {factor!r} name {unknown!r}, not among its random "
+                    f"effects {names[factor]!r}"
+                )
+            chosen[factor] = [
+                i for i, c in enumerate(names[factor])
+                if c in coefs or (c == INTERCEPT and "1" in coefs)
+            ]  # fmt: skip
+        return chosen
+
+    def _predict_codes(self, n_samples, groups, warn=True):
+        """Level index per factor given (-1 for unseen levels)."""
         if groups is None:
-            if self.group_names_:
+            if self.group_names_ and warn:
                 warnings.warn(
                     f"{type(self).__name__} was fitted with grouping factors "
                     f"{self.group_names_!r} but predict got no groups: returning the "
@@ -374,62 +435,23 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         return tags
 
 
+def _random_effect_variance(z, seen, conditional, Sigma):
+    """``z' V z`` per row: ``Var(b_j | y)`` for the coefficients predicted with the
+    level's mode, the factor's ``Sigma`` for the others (an unseen level, or a
+    coefficient left out); covariances between the two kinds are neglected."""
+    out = np.zeros(z.shape[0])
+    rows = seen.any(axis=1)
+    if rows.any():
+        zs = np.where(seen[rows], z[rows], 0.0)
+        out[rows] += np.einsum("ik,ikl,il->i", zs, conditional[rows], zs)
+    zu = np.where(seen, 0.0, z)
+    out += np.einsum("ik,kl,il->i", zu, Sigma, zu)
+    return out
+
+
 def _split_features_and_groups(X, groups, group_cols):
     """Features and grouping factors; a DataFrame without columns becomes (n, 0)."""
     X, groups = split_group_columns(X, groups, group_cols)
     if hasattr(X, "columns") and len(X.columns) == 0:
         X = np.empty((len(X), 0))
     return X, groups
-
-
-def encode_factors(names, labels, n_samples):
-    """``(codes, levels)`` of each grouping factor, checked to be a usable factor."""
-    encoded = []
-    for name, lab in zip(names, labels, strict=True):
-        codes, levels = _encode_labels(lab)
-        _check_level_count(name, len(levels), n_samples)
-        encoded.append((codes, levels))
-    return encoded
-
-
-def _encode_labels(labels):
-    """Sorted levels and codes; pandas' hash-based factorize for text labels
-    (numpy's ``unique`` sorts every row), the core's encoder otherwise."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind in "OUST":
-        try:
-            codes, levels = pd.factorize(labels, sort=True)
-        except TypeError:  # labels of mixed types
-            return encode_factor(labels)
-        return codes.astype(np.intp, copy=False), np.asarray(levels)
-    return encode_factor(labels)
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """What ``fit`` solved, kept by reference for refits and diagnostics.
-
-    ``design`` is the fixed-effects model matrix (with the intercept column
-    when ``fit_intercept``), ``y`` the response and ``terms`` the
-    :class:`~sklearn_mixed.core.RandomTerm` list of the fit, in the order of
-    ``group_names_``.  ``core.fit_lmm(design, y, terms, method=...)`` refits
-    the same model.
-    """
-
-    design: np.ndarray
-    y: np.ndarray
-    terms: list
-
-
-def _check_level_count(name, n_levels, n_samples):
-    if n_levels < 2:
-        raise ValueError(
-            f"grouping factor {name!r} has a single level; a random effect needs at "
-            "least 2 levels to estimate its variance. Remove the factor."
-        )
-    if n_levels >= n_samples:
-        raise ValueError(
-            f"grouping factor {name!r} has {n_levels} levels for {n_samples} "
-            "observations; its random intercept cannot be told apart from the "
-            "residual. The number of levels must be smaller than the number of rows."
-        )

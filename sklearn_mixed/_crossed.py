@@ -2,15 +2,11 @@
 
 from numbers import Integral, Real
 
-import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _results
-from ._base import INTERCEPT, _BaseMixedRegressor, encode_factors
-from ._groups import validate_groups
-from .core import LMMFit, RandomTerm, fit_lmm
-from .core.iterative import fit_crossed_iterative
-from .core.lmm import SINGULAR_TOLERANCE
+from ._base import _BaseMixedRegressor
+from ._groups import INTERCEPT, RandomSpec
 
 __all__ = ["CrossedEffectsRegressor", "EXACT_TOL", "ITERATIVE_THRESHOLD", "ITERATIVE_TOL"]
 
@@ -46,57 +42,6 @@ def choose_solver(solver, n_levels):
         return solver
     dense = sum(n_levels) - max(n_levels)
     return "iterative" if dense > ITERATIVE_THRESHOLD else "exact"
-
-
-def _iterative_solver():
-    """The iterative solver (a seam the tests replace with a stand-in)."""
-    return fit_crossed_iterative
-
-
-def _optional_list(value, n_levels):
-    """Per-factor arrays from the solver, or NaN arrays when it does not compute them."""
-    if value is None:
-        return [np.full(m, np.nan) for m in n_levels]
-    return [np.asarray(v, dtype=float).reshape(m) for v, m in zip(value, n_levels, strict=True)]
-
-
-def lmm_fit_from_iterative(result, n, p, method, n_levels):
-    """An :class:`~sklearn_mixed.core.LMMFit` from the iterative solver's result.
-
-    ``result`` needs ``beta`` (p,), ``b`` (one (m_f,) array of conditional
-    modes per factor), ``sigma2``, ``variances`` (per factor), ``n_iter`` and
-    ``converged``; ``log_likelihood``, ``beta_cov`` (p, p),
-    ``conditional_var`` (one (m_f,) array of ``Var(b_j | y)`` per factor) and
-    ``message`` are used when present, NaN (or a default message) otherwise.
-    """
-    sigma2 = float(result.sigma2)
-    variances = np.asarray(result.variances, dtype=float).reshape(len(n_levels))
-    theta = np.sqrt(np.clip(variances, 0.0, None) / sigma2)
-    log_likelihood = getattr(result, "log_likelihood", None)
-    beta_cov = getattr(result, "beta_cov", None)
-    beta = np.asarray(result.beta, dtype=float).reshape(p)
-    return LMMFit(
-        method=method,
-        n=n,
-        p=p,
-        theta=theta,
-        T=[np.array([[t]]) for t in theta],
-        beta=beta,
-        b=[b[:, None] for b in _optional_list(result.b, n_levels)],
-        sigma2=sigma2,
-        beta_cov=np.full((p, p), np.nan) if beta_cov is None else np.asarray(beta_cov, float),
-        conditional_cov=[
-            v[:, None, None]
-            for v in _optional_list(getattr(result, "conditional_var", None), n_levels)
-        ],
-        deviance=np.nan if log_likelihood is None else -2.0 * float(log_likelihood),
-        n_iter=int(result.n_iter),
-        n_evaluations=int(result.n_iter),
-        converged=bool(result.converged),
-        message=str(getattr(result, "message", "iterative solver")),
-        singular=bool(np.any(theta < SINGULAR_TOLERANCE)),
-        term_cov=[np.array([[v]]) for v in variances],
-    )
 
 
 class CrossedEffectsRegressor(_BaseMixedRegressor):
@@ -317,52 +262,27 @@ class CrossedEffectsRegressor(_BaseMixedRegressor):
         self.tol = tol
         self.random_state = random_state
 
-    def _random_terms(self, X, groups):
-        """An intercept-only RandomTerm per grouping factor; no slopes."""
-        if groups is None:
-            return [], {}
-        names, labels = validate_groups(groups, X.shape[0])
-        ones = np.ones((X.shape[0], 1))
-        encoded = encode_factors(names, labels, X.shape[0])
-        terms = [
-            RandomTerm(name, codes, levels, ones, (INTERCEPT,))
-            for name, (codes, levels) in zip(names, encoded, strict=True)
-        ]
-        return terms, {name: [] for name in names}
+    def _random_specs(self, factor_names, feature_names):
+        """A random intercept per grouping factor."""
+        return {name: RandomSpec((None,), ((0,),), (INTERCEPT,)) for name in factor_names}
 
-    def _solver_for(self, terms):
-        return choose_solver(self.solver, [t.n_levels for t in terms])
+    def _solver(self, n_levels):
+        return choose_solver(self.solver, n_levels)
 
-    def _fit_terms(self, design, y, terms):
-        """The exact fit (Henderson's equations), or the iterative solver's."""
-        self._log_likelihood_se = 0.0
-        if self._solver_for(terms) == "iterative":
-            return self._fit_iterative(design, y, terms)
-        tol = EXACT_TOL if self.tol is None else self.tol
-        return fit_lmm(design, y, terms, method=self.method, max_iter=self.max_iter, tol=tol)
+    def _fit_options(self, solver):
+        if solver == "iterative":
+            return {
+                "max_iter": self.max_iter,
+                "tol": ITERATIVE_TOL if self.tol is None else self.tol,
+                "random_state": self.random_state,
+            }
+        return {"max_iter": self.max_iter, "tol": EXACT_TOL if self.tol is None else self.tol}
 
-    def _fit_iterative(self, design, y, terms):
-        """Run the iterative solver and turn its result into an LMMFit."""
-        solve = _iterative_solver()
-        n_levels = [t.n_levels for t in terms]
-        result = solve(
-            design,
-            y,
-            [t.codes for t in terms],
-            n_levels,
-            method=self.method,
-            tol=ITERATIVE_TOL if self.tol is None else self.tol,
-            max_iter=self.max_iter,
-            random_state=self.random_state,
-        )
-        self._log_likelihood_se = float(getattr(result, "log_likelihood_se", np.nan))
-        return lmm_fit_from_iterative(result, len(y), design.shape[1], self.method, n_levels)
-
-    def _store_fit(self, fit, terms, slopes):
-        super()._store_fit(fit, terms, slopes)
-        self.solver_ = self._solver_for(terms)
+    def _store_fit(self, design):
+        super()._store_fit(design)
+        self.solver_ = self.model_.solver
         self.approximate_ = self.solver_ == "iterative"
-        self.log_likelihood_se_ = self._log_likelihood_se
+        self.log_likelihood_se_ = self.model_.result.log_likelihood_se
 
     @property
     def variance_shares_(self):

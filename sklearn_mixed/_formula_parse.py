@@ -12,12 +12,12 @@ import itertools
 import re
 from dataclasses import dataclass
 
-__all__ = ["FORMULAIC_HINT", "FixedPart", "ParsedFormula", "parse_formula"]
+__all__ = ["FORMULAIC_HINT", "FixedPart", "ParsedFormula", "RandomBlock", "parse_formula"]
 
 SUPPORTED_RANDOM = (
     "supported random-effect terms are (1 | g), (x | g) = (1 + x | g), (x1 + x2 | g), "
-    "(x || g) = (1 | g) + (0 + x | g), (1 | a/b) = (1 | a) + (1 | a:b) and (1 | a:b), "
-    "with column names for x and g"
+    "(0 + x | g), (0 + f | g) with f categorical, (x || g) = (1 | g) + (0 + x | g), "
+    "(1 | a/b) = (1 | a) + (1 | a:b) and (1 | a:b), with column names for x, f and g"
 )
 FORMULAIC_HINT = (
     "pip install 'sklearn-mixed[formula]' (formulaic) for richer fixed-part expressions"
@@ -187,7 +187,7 @@ def _formulaic_fixed(text, summands):
 
 
 @dataclass(frozen=True)
-class _RandomBlock:
+class RandomBlock:
     """One lme4 bar term, ``(1 + x | g)``: one covariance block of one factor."""
 
     factor: tuple  # grouping variables, ("a", "b") for a:b
@@ -240,7 +240,7 @@ def _parse_random(text, part):
         singles += [(False, (s,)) for s in slopes]
     else:
         singles = [(intercept, tuple(slopes))]
-    return [_RandomBlock(f, i, s, source) for f in factors for i, s in singles]
+    return [RandomBlock(f, i, s, source) for f in factors for i, s in singles]
 
 
 def _random_effects(text, tokens, source):
@@ -275,44 +275,33 @@ def _grouping_factors(tokens, source):
     return factors
 
 
-def _factor_structure(name, blocks):
-    """``(slope terms, covariance)`` of one factor from its blocks.
-
-    One block with an intercept is a correlated (unstructured) covariance;
-    several blocks are representable when they are ``(1 | g)`` and
-    ``(0 + x | g)`` terms, one effect each: independent effects, a diagonal
-    covariance.
-    """
-    sources = " + ".join(dict.fromkeys(b.source for b in blocks))
-    if len(blocks) == 1 and blocks[0].intercept:
-        return list(blocks[0].slopes), "unstructured"
-    effects = [("1",) if b.intercept else () for b in blocks]
-    effects = [e + b.slopes for e, b in zip(effects, blocks, strict=True)]
-    if not any(b.intercept for b in blocks):
-        problem = "random slopes without a random intercept"
-    elif any(len(e) != 1 for e in effects):
-        problem = "a correlated block next to independent terms"
-    elif len(set(effects)) != len(effects):
-        problem = "a repeated term"
-    else:
-        return [e[0] for e in effects if e != ("1",)], "diagonal"
-    raise ValueError(
-        f"random effects of factor {name!r}, {sources}: not supported ({problem}). "
-        "MixedLinearRegressor fits a random intercept for every factor, with slopes either "
-        "all correlated with it, (1 + x + z | g), or all independent, "
-        "(1 | g) + (0 + x | g) + (0 + z | g) = (x + z || g)."
-    )
+def _check_factor_blocks(name, blocks):
+    """One factor's lme4 terms: no covariate (nor intercept) in two of them."""
+    seen = []
+    for block in blocks:
+        effects = ([("1",)] if block.intercept else []) + list(block.slopes)
+        if not effects:
+            raise ValueError(
+                f"random-effect term {block.source!r} has no covariate (0 and no slope)"
+            )
+        for effect in effects:
+            if frozenset(effect) in seen:
+                raise ValueError(
+                    f"random effects of factor {name!r}: {':'.join(effect)!r} appears in two "
+                    f"terms ({' + '.join(dict.fromkeys(b.source for b in blocks))}); each "
+                    "covariate may be in one term of a factor only"
+                )
+            seen.append(frozenset(effect))
 
 
 def _random_structure(blocks):
-    """``{factor label: (grouping variables, slope terms, covariance)}`` in formula order."""
+    """``{factor label: (grouping variables, its lme4 terms)}`` in formula order."""
     by_factor = {}
     for block in blocks:
         by_factor.setdefault(":".join(block.factor), []).append(block)
-    return {
-        name: (group[0].factor, *_factor_structure(name, group))
-        for name, group in by_factor.items()
-    }
+    for name, group in by_factor.items():
+        _check_factor_blocks(name, group)
+    return {name: (group[0].factor, tuple(group)) for name, group in by_factor.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -323,7 +312,7 @@ def _random_structure(blocks):
 class ParsedFormula:
     response: str
     fixed: FixedPart
-    random: dict  # factor label -> (grouping variables, slope terms, covariance)
+    random: dict  # factor label -> (grouping variables, tuple of RandomBlock)
 
 
 def parse_formula(formula):

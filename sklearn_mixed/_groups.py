@@ -6,17 +6,26 @@ problem.
 """
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "INTERCEPT",
+    "RandomSpec",
     "default_factor_names",
     "resolve_covariance",
+    "resolve_fixed_features",
+    "resolve_random_effects",
     "resolve_random_slopes",
     "split_group_columns",
     "validate_groups",
 ]
+
+INTERCEPT = "(Intercept)"
+# Names of the intercept in a random_effects specification.
+_INTERCEPT_NAMES = ("1", INTERCEPT)
 
 
 def default_factor_names(n_factors):
@@ -108,37 +117,42 @@ def validate_groups(groups, n_samples, *, expected_names=None):
 
 
 def _match_expected(names, labels, expected):
-    """Reorder factors to the fit order; names must match when they were given."""
+    """Reorder factors to the fit order; names must match when they were given.
+
+    Named factors may be a subset of those seen in fit (the others then get
+    the population effect, lme4's ``re.form``); unnamed arrays must give
+    every factor, in the fit order.
+    """
+    if set(names) <= set(expected):
+        by_name = dict(zip(names, labels, strict=True))
+        kept = [n for n in expected if n in by_name]
+        return kept, [by_name[n] for n in kept]
+    if names == default_factor_names(len(names)) and len(names) == len(expected):
+        return list(expected), labels  # unnamed arrays: positional
     if len(names) != len(expected):
         raise ValueError(
             f"the model was fitted with {len(expected)} grouping factor(s) {expected!r}, "
-            f"got {len(names)}: {names!r}"
+            f"got {len(names)}: {names!r}; name the columns (a DataFrame) to predict with "
+            "some of them only"
         )
-    if set(names) == set(expected):
-        by_name = dict(zip(names, labels, strict=True))
-        return list(expected), [by_name[n] for n in expected]
-    if names == default_factor_names(len(names)):
-        return list(expected), labels  # unnamed arrays: positional
     raise ValueError(f"grouping factors {names!r} do not match those seen in fit: {expected!r}")
 
 
-def _feature_index(spec, feature_names):
+def _feature_index(spec, feature_names, what="random slope feature"):
     """Column index of a feature given by name or by integer position."""
     if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
         if not 0 <= spec < len(feature_names):
             raise ValueError(
-                f"random slope feature index {spec} is out of range for "
-                f"{len(feature_names)} features"
+                f"{what} index {spec} is out of range for {len(feature_names)} features"
             )
         return int(spec)
     if isinstance(spec, str):
         if spec not in feature_names:
             raise ValueError(
-                f"random slope feature {spec!r} is not a feature of X; "
-                f"features are {list(feature_names)!r}"
+                f"{what} {spec!r} is not a feature of X; features are {list(feature_names)!r}"
             )
         return list(feature_names).index(spec)
-    raise ValueError(f"random slope features are names or integer indices, got {spec!r}")
+    raise ValueError(f"{what}s are names or integer indices, got {spec!r}")
 
 
 def resolve_random_slopes(random_slopes, factor_names, feature_names):
@@ -180,3 +194,118 @@ def resolve_covariance(covariance, factor_names):
     if bad:
         raise ValueError(f"covariance must be one of {allowed}, got {bad!r}")
     return out
+
+
+@dataclass(frozen=True)
+class RandomSpec:
+    """The random effects of one grouping factor.
+
+    ``covariates``: per coefficient, ``None`` for the intercept or the index
+    of its feature column; ``blocks``: coefficient indices correlated with
+    each other (lme4's terms of the factor); ``names``: the coefficients'
+    names (``"(Intercept)"`` or the feature's).
+    """
+
+    covariates: tuple
+    blocks: tuple
+    names: tuple
+
+    @property
+    def slopes(self):
+        """Feature indices of the non-intercept coefficients."""
+        return [c for c in self.covariates if c is not None]
+
+
+def _spec_from_blocks(factor, blocks, feature_names):
+    """A :class:`RandomSpec` from a list of blocks of covariate names/indices."""
+    covariates, groups = [], []
+    for block in blocks:
+        if isinstance(block, (str, numbers.Integral)):
+            block = [block]
+        indices = []
+        for item in block:
+            if isinstance(item, str) and item in _INTERCEPT_NAMES:
+                cov = None
+            else:
+                cov = _feature_index(item, feature_names, f"random effect of {factor!r}")
+            if cov in covariates:
+                raise ValueError(
+                    f"random_effects of {factor!r} repeat the covariate {item!r}; each "
+                    "covariate may appear in one term only"
+                )
+            indices.append(len(covariates))
+            covariates.append(cov)
+        if not indices:
+            raise ValueError(f"random_effects of {factor!r} have an empty term {block!r}")
+        groups.append(tuple(indices))
+    if not covariates:
+        raise ValueError(f"random_effects of {factor!r} give no covariate")
+    names = tuple(INTERCEPT if c is None else str(feature_names[c]) for c in covariates)
+    return RandomSpec(tuple(covariates), tuple(groups), names)
+
+
+def _as_blocks(spec):
+    """A random_effects entry as a list of blocks: a flat list is one block."""
+    if isinstance(spec, (str, numbers.Integral)):
+        return [[spec]]
+    spec = list(spec)
+    if spec and all(isinstance(b, (list, tuple)) for b in spec):
+        return [list(b) for b in spec]
+    if any(isinstance(b, (list, tuple)) for b in spec):
+        raise ValueError(
+            f"a random_effects entry is a list of names (one correlated term) or a list of "
+            f"lists of names (independent terms), got {spec!r}"
+        )
+    return [spec]
+
+
+def resolve_random_effects(random_effects, random_slopes, covariance, factor_names, feature_names):
+    """``{factor: RandomSpec}`` from the estimator's three random-effects parameters.
+
+    ``random_effects`` (``{factor: blocks}``) gives a factor's terms in full;
+    the other factors get a random intercept plus their ``random_slopes``,
+    correlated (``covariance="unstructured"``) or independent (``"diagonal"``).
+    """
+    random_effects = {} if random_effects is None else dict(random_effects)
+    unknown = [f for f in random_effects if f not in factor_names]
+    if unknown:
+        raise ValueError(
+            f"random_effects names grouping factor(s) {unknown!r} that are not among the "
+            f"groups {factor_names!r}"
+        )
+    for other, label in ((random_slopes, "random_slopes"), (covariance, "covariance")):
+        if isinstance(other, dict):
+            clash = sorted(set(other) & set(random_effects))
+            if clash:
+                raise ValueError(
+                    f"factor(s) {clash!r} are given both in random_effects and in {label}; "
+                    "random_effects gives a factor's terms in full"
+                )
+    rest = [f for f in factor_names if f not in random_effects]
+    if isinstance(random_slopes, dict):
+        random_slopes = {
+            f: s for f, s in random_slopes.items() if f in rest or f not in factor_names
+        }
+    slopes = resolve_random_slopes(random_slopes, rest, feature_names) if rest else {}
+    structure = resolve_covariance(covariance, rest) if rest else {}
+    specs = {}
+    for factor in factor_names:
+        if factor in random_effects:
+            blocks = _as_blocks(random_effects[factor])
+        else:
+            items = ["1"] + list(slopes[factor])
+            blocks = [items] if structure[factor] == "unstructured" else [[i] for i in items]
+        specs[factor] = _spec_from_blocks(factor, blocks, feature_names)
+    return specs
+
+
+def resolve_fixed_features(fixed_features, feature_names):
+    """Indices of the feature columns that are fixed effects (all when None)."""
+    if fixed_features is None:
+        return list(range(len(feature_names)))
+    if isinstance(fixed_features, str):
+        fixed_features = [fixed_features]
+    idx = [_feature_index(s, feature_names, "fixed feature") for s in fixed_features]
+    if len(set(idx)) != len(idx):
+        raise ValueError(f"fixed_features repeat a feature: {list(fixed_features)!r}")
+    return sorted(idx)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ._groups import INTERCEPT
 from .core.intraclass import containing_factors, intraclass_correlations
 from .core.pooling import (
     complete_pooling_coefficients,
@@ -65,7 +66,7 @@ def level_label(level):
 
 def _fixed_value(est, term, values):
     """The entry of ``values`` (one per fixed effect) for ``term``; 0 without one."""
-    names = est._fixed_names()
+    names = est.fixed_effect_names_
     return float(values[names.index(term)]) if term in names else 0.0
 
 
@@ -110,7 +111,7 @@ def effect_ranges(est, level=0.95):
     rows, index = [], []
     for (factor, term), sd in est.variance_components_["std_dev"].items():
         residual = factor == "Residual"
-        center = 0.0 if residual else _fixed_value(est, term, est._beta)
+        center = 0.0 if residual else _fixed_value(est, term, est.model_.result.beta)
         index.append((factor, "observations" if residual else term))
         row = {"center": center, "std_dev": float(sd)}
         for value in levels:
@@ -159,14 +160,23 @@ def intraclass_correlation(est):
     batch          1.657  0.154           0.154
     batch:cask     8.434  0.783           0.937
     """
-    terms = est._training.terms
-    tau2 = np.array([est.random_effects_cov_[t.name][0, 0] for t in terms])
-    contains = containing_factors([t.codes for t in terms])
+    terms = est.model_.terms
+    tau2 = np.array([_intercept_variance(est, t) for t in terms])
+    contains = containing_factors(est.model_.reduction)
     icc, same = intraclass_correlations(tau2, est.residual_variance_, contains)
     return pd.DataFrame(
         {"variance": tau2, "icc": icc, "icc_same_level": same},
         index=pd.Index([t.name for t in terms], name="factor"),
     )
+
+
+def _intercept_variance(est, term):
+    """The variance of a term's random intercept; 0 for a term without one."""
+    names = list(term.covariate_names)
+    if INTERCEPT not in names:
+        return 0.0
+    i = names.index(INTERCEPT)
+    return float(est.random_effects_cov_[term.name][i, i])
 
 
 def _factor_index(est, factor):
@@ -243,17 +253,15 @@ def shrinkage(est, factor=None):
                      Days            19.67
     """
     index = _factor_index(est, factor)
-    training = est._training
-    term = training.terms[index]
+    model = est.model_
+    term = model.terms[index]
     names = list(term.covariate_names)
-    population = np.array([_fixed_value(est, t, est._beta) for t in names])
-    modes = [est._modes[t.name] for t in training.terms]
-    no_pool, counts = no_pooling_coefficients(
-        training.design, training.y, est._beta, training.terms, modes, index, population
-    )
-    pooled = complete_pooling_coefficients(training.design, training.y)
+    fit = model.result
+    population = np.array([_fixed_value(est, t, fit.beta) for t in names])
+    no_pool, counts = no_pooling_coefficients(model.reduction, fit, index, population)
+    pooled = complete_pooling_coefficients(model.reduction)
     complete = np.array([_fixed_value(est, t, pooled) for t in names])
-    partial = population[None, :] + modes[index]
+    partial = population[None, :] + fit.b[index]
     blocks = {
         "no_pooling": no_pool,
         "complete_pooling": np.broadcast_to(complete, no_pool.shape),
@@ -264,7 +272,7 @@ def shrinkage(est, factor=None):
     data = np.column_stack([counts] + [blocks[q] for q in SHRINKAGE_QUANTITIES])
     table = pd.DataFrame(
         data,
-        index=est._levels[term.name].rename(term.name),
+        index=pd.Index(term.levels, name=term.name),
         columns=pd.MultiIndex.from_tuples(columns, names=["quantity", "term"]),
     )
     return table.astype({("n_obs", ""): np.int64})

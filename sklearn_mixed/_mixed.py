@@ -1,11 +1,11 @@
 """MixedLinearRegressor: linear mixed models as a scikit-learn regressor."""
 
-import numpy as np
-from sklearn.utils._param_validation import StrOptions
+from numbers import Real
 
-from ._base import INTERCEPT, _BaseMixedRegressor, encode_factors
-from ._groups import resolve_covariance, resolve_random_slopes, validate_groups
-from .core import RandomTerm
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import _BaseMixedRegressor
+from ._groups import resolve_random_effects
 
 __all__ = ["MixedLinearRegressor"]
 
@@ -15,8 +15,11 @@ class MixedLinearRegressor(_BaseMixedRegressor):
 
     The model is ``y = X beta + Z b + eps`` with random effects
     ``b ~ N(0, Sigma)`` per level of each grouping factor and residuals
-    ``eps ~ N(0, sigma^2 I)``.  Each grouping factor gets a random intercept
-    and, optionally, random slopes on some features.  Variance parameters are
+    ``eps_i ~ N(0, sigma^2 / w_i)`` (``w`` the prior weights, 1 by default).
+    Each grouping factor gets a random intercept and, optionally, random
+    slopes on some features; ``random_effects`` gives any lme4 terms (no
+    intercept, covariates that are not fixed effects, several independent
+    terms per factor).  Variance parameters are
     estimated by minimizing the profiled (RE)ML deviance; the fixed effects
     ``beta`` and the conditional modes ``b`` (BLUPs) solve Henderson's
     mixed-model equations, in the penalized least squares form of Bates et al.
@@ -30,6 +33,12 @@ class MixedLinearRegressor(_BaseMixedRegressor):
     ``y ~ 1 + (1 | a/b)``                       ``groups=`` columns ``a`` and ``a:b`` (nested)
     ``y ~ x + (1 + x | g)``                     ``random_slopes=["x"]``
     ``y ~ x + (1 | g) + (0 + x | g)``           ``random_slopes=["x"], covariance="diagonal"``
+    ``y ~ x + (0 + x | g)``                     ``random_effects={"g": ["x"]}``
+    ``y ~ 1 + (1 + z | g)``, z not fixed        ``random_effects={"g": ["1", "z"]}``,
+                                                ``fixed_features=[]``
+    ``y ~ x + (1 | g) + (0 + z1 + z2 | g)``     ``random_effects={"g": [["1"], ["z1", "z2"]]}``
+    ``y ~ 0 + (1 | g)``                         ``fit_intercept=False`` and no features
+    ``lmer(..., weights = w)``                  ``fit(X, y, groups=g, sample_weight=w)``
     ==========================================  ============================================
 
     Parameters
@@ -43,6 +52,20 @@ class MixedLinearRegressor(_BaseMixedRegressor):
         (``"unstructured"``, lme4's ``(1 + x | g)``) or independent
         (``"diagonal"``, lme4's ``(1 | g) + (0 + x | g)``); a dict gives it per
         factor.
+    random_effects : dict, default=None
+        Any lme4 random-effect terms, per grouping factor, as
+        ``{factor: terms}``: a list of covariate names (feature names or
+        indices, ``"1"`` for the intercept) is one correlated term, lme4's
+        ``(1 + x | g)`` is ``["1", "x"]`` and ``(0 + x + z | g)`` is
+        ``["x", "z"]``; a list of such lists gives independent terms,
+        ``(1 | g) + (0 + x | g)`` is ``[["1"], ["x"]]``.  The covariates need
+        not be fixed effects (see ``fixed_features``).  A factor given here
+        takes nothing from ``random_slopes`` and ``covariance``; the other
+        factors keep them.
+    fixed_features : list, default=None
+        The features that are fixed effects (names or indices); ``None``: all.
+        The other features are only covariates of random effects, and their
+        ``coef_`` is 0.
     method : {"reml", "ml"}, default="reml"
         Restricted (REML, unbiased variance components) or full maximum
         likelihood (needed to compare models that differ in fixed effects).
@@ -61,6 +84,19 @@ class MixedLinearRegressor(_BaseMixedRegressor):
         Maximum number of optimizer iterations.
     tol : float, default=1e-10
         Relative tolerance on the deviance for convergence.
+    fixed_sigma : float, default=None
+        A known residual standard deviation (MixedModels.jl's ``sigma``):
+        sigma is not estimated, which makes models with one observation per
+        level identifiable (random-effects meta-analysis with
+        ``sample_weight = 1 / sampling variance`` and ``fixed_sigma=1``).
+    fixed_terms : dict, default=None
+        How the fixed-effect columns group into model terms for
+        :meth:`anova`'s F tests: ``{term: [column names]}`` tests the
+        coefficients of those columns together (a factor's dummies), or
+        ``{term: L}`` the hypothesis ``L beta = 0`` (``L`` over the fixed
+        columns: the intercept, then the fixed features).  ``None``: each
+        feature is its own term.  The formula door sets it, with lmerTest's
+        type III hypotheses for terms contained in interactions.
 
     Attributes
     ----------
@@ -161,6 +197,10 @@ class MixedLinearRegressor(_BaseMixedRegressor):
         **_BaseMixedRegressor._parameter_constraints,
         "random_slopes": [None, list, tuple, dict],
         "covariance": [StrOptions({"unstructured", "diagonal"}), dict],
+        "random_effects": [None, dict],
+        "fixed_features": [None, list, tuple, str],
+        "fixed_sigma": [None, Interval(Real, 0, None, closed="neither")],
+        "fixed_terms": [None, dict],
     }
 
     def __init__(
@@ -168,36 +208,33 @@ class MixedLinearRegressor(_BaseMixedRegressor):
         *,
         random_slopes=None,
         covariance="unstructured",
+        random_effects=None,
+        fixed_features=None,
         method="reml",
         fit_intercept=True,
         group_cols=None,
         new_groups="population",
         max_iter=500,
         tol=1e-10,
+        fixed_sigma=None,
+        fixed_terms=None,
     ):
         self.random_slopes = random_slopes
         self.covariance = covariance
+        self.random_effects = random_effects
+        self.fixed_features = fixed_features
         self.method = method
         self.fit_intercept = fit_intercept
         self.group_cols = group_cols
         self.new_groups = new_groups
         self.max_iter = max_iter
         self.tol = tol
+        self.fixed_sigma = fixed_sigma
+        self.fixed_terms = fixed_terms
 
-    def _random_terms(self, X, groups):
-        """RandomTerm per grouping factor, in the order given, and the
-        column indices of each factor's random slopes."""
-        if groups is None:
-            return [], {}
-        names, labels = validate_groups(groups, X.shape[0])
-        feature_names = self._feature_names()
-        slopes = resolve_random_slopes(self.random_slopes, names, feature_names)
-        structure = resolve_covariance(self.covariance, names)
-        encoded = encode_factors(names, labels, X.shape[0])
-        terms = []
-        for name, (codes, levels) in zip(names, encoded, strict=True):
-            idx = slopes[name]
-            covariates = np.column_stack([np.ones(X.shape[0])] + [X[:, j] for j in idx])
-            cov_names = (INTERCEPT,) + tuple(feature_names[j] for j in idx)
-            terms.append(RandomTerm(name, codes, levels, covariates, cov_names, structure[name]))
-        return terms, slopes
+    def _random_specs(self, factor_names, feature_names):
+        """Each factor's random effects from ``random_effects``, ``random_slopes``
+        and ``covariance``."""
+        return resolve_random_effects(
+            self.random_effects, self.random_slopes, self.covariance, factor_names, feature_names
+        )

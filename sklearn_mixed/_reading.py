@@ -1,14 +1,16 @@
 """What a fitted model says: ranges, intraclass correlation, shrinkage,
 tests, intervals and the printed report.
 
-These methods only read a fitted estimator (its fitted attributes and the
-training arrays it keeps in ``_training``); the numerics live in
-:mod:`._interpretation`, :mod:`.model_comparison` and :mod:`.inference`.
+These methods only read a fitted estimator (its fitted attributes and its
+model object ``model_``); the numerics live in :mod:`._interpretation`,
+:mod:`._fixed_tests`, :mod:`._influence`, :mod:`.inference` and the core.
 """
 
 from sklearn.utils.validation import check_is_fitted
 
-from . import _interpretation, _results
+from . import _influence, _interpretation, _results
+from ._fixed_tests import fixed_effects_anova, term_hypotheses
+from .core import influence as core_influence
 
 __all__ = ["ReadingMixin"]
 
@@ -154,9 +156,141 @@ class ReadingMixin:
         >>> print(f"{tests.loc['Days', 'p_value']:.3g}")
         3.26e-06
         """
-        from .model_comparison import fixed_effects_tests
+        from ._fixed_tests import fixed_effects_tests
 
         return fixed_effects_tests(self, ddf)
+
+    def anova(self, ddf="satterthwaite"):
+        """F tests of the fixed-effect terms, as lmerTest's ``anova(fit)`` (type III).
+
+        Each term's hypothesis ``L beta = 0`` (all its coefficients 0, or
+        lmerTest's type III contrasts when the formula door set
+        ``fixed_terms`` for a term contained in an interaction) is tested by
+        ``F = (L beta)' (L V L')^-1 (L beta) / q`` on ``q`` and Satterthwaite's
+        denominator degrees of freedom (lmerTest 3.1-3's ``contestMD``).
+        Without ``fixed_terms`` every feature is its own term.
+
+        Parameters
+        ----------
+        ddf : {"satterthwaite", "residual"}, default="satterthwaite"
+
+        Returns
+        -------
+        table : DataFrame
+            Indexed by term: ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``,
+            ``F value``, ``Pr(>F)``.
+
+        Examples
+        --------
+        >>> from sklearn_mixed import MixedLinearRegressor
+        >>> from sklearn_mixed.datasets import load_sleepstudy
+        >>> df = load_sleepstudy()
+        >>> est = MixedLinearRegressor(random_slopes=["Days"])
+        >>> est = est.fit(df[["Days"]], df["Reaction"], groups=df["Subject"])
+        >>> print(est.anova()[["NumDF", "DenDF", "F value"]].round(3).to_string())
+              NumDF  DenDF  F value
+        term
+        Days      1   17.0   45.853
+        """
+        check_is_fitted(self)
+        hypotheses = term_hypotheses(
+            getattr(self, "fixed_terms", None), self._design_names, self.fixed_effect_names_
+        )
+        return fixed_effects_anova(self, hypotheses, ddf)
+
+    # ------------------------------------------------ influence (row level)
+    def residuals(self, kind="response"):
+        """Residuals of the training rows: ``y - mu`` or, ``kind="pearson"``,
+        ``sqrt(w) (y - mu)`` (lme4's ``residuals(fit, type = ...)``).
+
+        ``mu`` is the fitted value with the random effects, the rows those of
+        ``fit`` with positive weight, in order.
+        """
+        check_is_fitted(self)
+        if kind == "pearson":
+            return core_influence.pearson_residuals(self.model_)
+        if kind != "response":
+            raise ValueError(f"kind must be 'response' or 'pearson', got {kind!r}")
+        return self.model_.data.y - core_influence.fitted_values(self.model_)
+
+    def leverage(self):
+        """Leverage (hat values) of the training rows, as lme4's ``hatvalues``.
+
+        The diagonal of the hat matrix ``H`` with ``mu = H y``: how much a
+        row's fitted value (fixed part plus random effects) moves with its
+        own response.  Between 0 and 1; their sum is the model's effective
+        number of parameters.
+
+        Returns
+        -------
+        hat : ndarray of shape (n_obs_,)
+
+        Examples
+        --------
+        >>> from sklearn_mixed import MixedLinearRegressor
+        >>> from sklearn_mixed.datasets import load_sleepstudy
+        >>> df = load_sleepstudy()
+        >>> est = MixedLinearRegressor(random_slopes=["Days"])
+        >>> est = est.fit(df[["Days"]], df["Reaction"], groups=df["Subject"])
+        >>> print(f"{est.leverage()[:3].round(4)}  sum {est.leverage().sum():.3f}")
+        [0.2267 0.1619 0.1129]  sum 31.876
+        """
+        check_is_fitted(self)
+        return core_influence.hat_values(self.model_)
+
+    def cooks_distance(self):
+        """Cook's distance of each training row, as lme4's ``cooks.distance``.
+
+        ``(r / (1 - h))^2 h / (sigma^2 p)`` with ``r`` the Pearson residual,
+        ``h`` the leverage and ``p`` the number of fixed effects.
+
+        Returns
+        -------
+        distance : ndarray of shape (n_obs_,)
+        """
+        check_is_fitted(self)
+        return core_influence.cooks_distance(self.model_)
+
+    def studentized_residuals(self):
+        """Studentized residuals, as lme4's ``rstudent``: ``r / (sigma sqrt(1 - h))``.
+
+        Returns
+        -------
+        residuals : ndarray of shape (n_obs_,)
+        """
+        check_is_fitted(self)
+        return core_influence.studentized_residuals(self.model_)
+
+    def influence(self, groups=None):
+        """Refit without each group, as lme4's ``influence(fit, groups)``.
+
+        Parameters
+        ----------
+        groups : str or array-like, default=None
+            A grouping factor's name (delete each of its levels in turn), or
+            one label per training row; ``None`` deletes one row at a time.
+
+        Returns
+        -------
+        GroupInfluence
+            The refitted fixed effects and variance components per deleted
+            group, with ``dfbeta()``, ``dfbetas()`` and ``cooks_distance()``.
+
+        Examples
+        --------
+        >>> from sklearn_mixed import MixedLinearRegressor
+        >>> from sklearn_mixed.datasets import load_sleepstudy
+        >>> df = load_sleepstudy()
+        >>> est = MixedLinearRegressor(random_slopes=["Days"])
+        >>> est = est.fit(df[["Days"]], df["Reaction"], groups=df["Subject"])
+        >>> infl = est.influence(groups="Subject")
+        >>> print(infl.cooks_distance().sort_values().tail(2).round(3).to_string())
+        deleted
+        337    0.253
+        308    0.295
+        """
+        check_is_fitted(self)
+        return _influence.group_influence(self, groups)
 
     # ------------------------------------------------ intervals (inference)
     def confint(

@@ -9,7 +9,7 @@ from ._interpretation import (
     level_label,
     normal_quantile,
 )
-from .core.covariance import covariance_to_sd_corr
+from .core.structures import covariance_to_sd_corr
 
 __all__ = [
     "effect_ranges",
@@ -80,13 +80,18 @@ def _format_random_effects(est):
     lines = [
         f" {'Groups':<{width}} {'Name':<{names_width}} {'Variance':>10} {'Std.Dev.':>10}  Corr"
     ]
-    for factor in est.group_names_:
+    for term in est.model_.terms:
+        factor = term.name
         cov = est.random_effects_cov_[factor]
         sd, corr = covariance_to_sd_corr(cov)
-        correlated = est.covariance_structures_[factor] == "unstructured"
-        for i, name in enumerate(est.random_effects_[factor].columns):
+        for i, name in enumerate(term.covariate_names):
             label = factor if i == 0 else ""
-            corr_txt = " ".join(f"{corr[i, j]:5.2f}" for j in range(i)) if correlated else ""
+            pairs = [j for j in range(i) if term.structure.correlated(i, j)]
+            first = min(pairs, default=i)
+            corr_txt = " ".join(
+                f"{corr[i, j]:5.2f}" if term.structure.correlated(i, j) else " " * 5
+                for j in range(first, i)
+            )
             row = f" {label:<{width}} {name:<{names_width}} {cov[i, i]:10.4g} {sd[i]:10.4g}"
             lines.append(f"{row}  {corr_txt}".rstrip())
     sigma2 = est.residual_variance_

@@ -1,6 +1,6 @@
 """Warnings raised by sklearn-mixed estimators."""
 
-__all__ = ["PopulationPredictionWarning", "SingularFitWarning"]
+__all__ = ["ExactFitWarning", "PopulationPredictionWarning", "SingularFitWarning"]
 
 
 class SingularFitWarning(UserWarning):
@@ -16,4 +16,12 @@ class PopulationPredictionWarning(UserWarning):
     """A model fitted with groups was asked to predict without them.
 
     The prediction is then the population (fixed-effects only) one.
+    """
+
+
+class ExactFitWarning(UserWarning):
+    """The fixed effects fit the response exactly (a constant response, say).
+
+    The residual and random-effect variances are then 0 and the likelihood is
+    unbounded: the variance components are not estimable from these data.
     """

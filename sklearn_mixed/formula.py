@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._formula_parse import FORMULAIC_HINT, ParsedFormula, parse_formula
+from ._formula_design import (
+    is_categorical,
+    is_numeric,
+    levels_of,
+    term_codings,
+    term_columns,
+    type3_hypotheses,
+)
+from ._formula_parse import ParsedFormula, parse_formula
 from ._mixed import MixedLinearRegressor
 
 __all__ = ["FormulaModel", "from_formula", "lmer"]
@@ -42,8 +50,10 @@ def _used_columns(parsed, *, response=True):
     """Columns the formula reads (formulaic's fixed-part columns excepted)."""
     used = [parsed.response] if response else []
     used += list(itertools.chain(*parsed.fixed.terms))
-    for factor, slopes, _ in parsed.random.values():
-        used += [*factor, *itertools.chain(*slopes)]
+    for factor, blocks in parsed.random.values():
+        used += list(factor)
+        for block in blocks:
+            used += list(itertools.chain(*block.slopes))
     return list(dict.fromkeys(used))
 
 
@@ -67,97 +77,48 @@ def _check_columns(used, data, formula):
         )
 
 
-def _is_numeric(series):
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def _is_categorical(series):
-    return (
-        isinstance(series.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_bool_dtype(series)
-        or pd.api.types.is_object_dtype(series)
-        or pd.api.types.is_string_dtype(series)
-    )
-
-
-def _levels(series):
-    """Levels in R's order: the categories' order, False before True, else sorted."""
-    present = pd.unique(series)
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return [c for c in series.dtype.categories if c in set(present)]
-    try:
-        return sorted(present)
-    except TypeError:
-        return sorted(present, key=str)
-
-
-def _level_name(level):
-    """A level as R prints it in a column name: ``TRUE`` for logicals, else ``str``."""
-    if isinstance(level, (bool, np.bool_)):
-        return "TRUE" if level else "FALSE"
-    return str(level)
-
-
-@dataclass(frozen=True)
-class _Column:
-    """One fixed-effect column: a product of numeric variables, or a level indicator."""
-
-    name: str
-    variables: tuple
-    level: object = None  # for an indicator, the level of variables[0]
-    is_indicator: bool = False
-
-    def values(self, data):
-        if self.is_indicator:
-            return (data[self.variables[0]] == self.level).to_numpy(dtype=float)
-        return np.prod([data[v].to_numpy(dtype=float) for v in self.variables], axis=0)
-
-
-def _term_columns(term, data, levels, full_coding):
-    """The columns of one fixed term: R's treatment coding for a categorical column."""
-    kinds = {v: _is_categorical(data[v]) for v in term}
-    if len(term) == 1 and kinds[term[0]]:
-        var = term[0]
-        if len(levels[var]) < 2 and not full_coding:
-            raise ValueError(
-                f"categorical column {var!r} has a single level {levels[var]!r}; "
-                "a fixed effect needs at least 2 (drop it from the formula)."
-            )
-        kept = levels[var] if full_coding else levels[var][1:]
-        return [_Column(var + _level_name(lev), term, lev, True) for lev in kept]
-    bad = [v for v, categorical in kinds.items() if categorical]
-    if bad:
-        raise ValueError(
-            f"interaction {':'.join(term)!r} involves categorical column(s) {bad!r}; built-in "
-            f"interactions are of numeric columns ({FORMULAIC_HINT}, then write e.g. C(f):x)."
-        )
-    bad = [v for v in term if not _is_numeric(data[v])]
+def _categorical(variables, data):
+    """The categorical variables among ``variables``; the others must be numeric."""
+    categorical = {v for v in variables if is_categorical(data[v])}
+    bad = [v for v in variables if v not in categorical and not is_numeric(data[v])]
     if bad:
         raise ValueError(f"column(s) {bad!r} are neither numeric nor categorical")
-    return [_Column(":".join(term), term)]
+    return categorical
 
 
 @dataclass(frozen=True)
 class _Design:
-    """How the fixed-effect features are built, for the training data and new data."""
+    """How the features are built, for the training data and new data.
 
-    columns_by_term: dict  # frozenset of variables -> list of _Column
-    levels: dict  # categorical variable -> its levels
+    ``fixed`` are the fixed-effect columns (or formulaic's ``formulaic_spec``
+    builds them), ``extra`` the covariates of random effects that are not
+    fixed-effect columns; ``levels`` the levels of every categorical variable.
+    """
+
+    fixed: tuple  # of Column
+    extra: tuple  # of Column
+    levels: dict
     formulaic_spec: object = None
 
-    @property
-    def columns(self):
-        return [c for cols in self.columns_by_term.values() for c in cols]
-
     def features(self, data):
+        self._check_levels(data)
         if self.formulaic_spec is not None:
             matrix = _call_formulaic(self.formulaic_spec.get_model_matrix, data)
             values = np.asarray(matrix, dtype=float)
-            matrix = pd.DataFrame(values, index=data.index, columns=matrix.columns)
-            return matrix.drop(columns=["Intercept"], errors="ignore")
-        self._check_levels(data)
-        values = {c.name: c.values(data) for c in self.columns}
-        return pd.DataFrame(values, index=data.index, columns=[c.name for c in self.columns])
+            fixed = pd.DataFrame(values, index=data.index, columns=matrix.columns)
+            fixed = fixed.drop(columns=["Intercept"], errors="ignore")
+        else:
+            fixed = pd.DataFrame(
+                {c.name: c.values(data) for c in self.fixed},
+                index=data.index,
+                columns=[c.name for c in self.fixed],
+            )
+        extra = pd.DataFrame(
+            {c.name: c.values(data) for c in self.extra},
+            index=data.index,
+            columns=[c.name for c in self.extra],
+        )
+        return pd.concat([fixed, extra], axis=1) if len(self.extra) else fixed
 
     def _check_levels(self, data):
         for var, levels in self.levels.items():
@@ -169,31 +130,22 @@ class _Design:
                 )
 
 
-def _build_design(fixed, data):
-    """The :class:`_Design` of the fixed part on the training data."""
-    if fixed.formulaic_rhs is not None:
-        import formulaic
+def _fixed_columns(fixed, data, levels, categorical):
+    """``{term: [Column]}`` of the built-in fixed part, R's coding."""
+    codings = term_codings(list(fixed.terms), categorical, fixed.intercept)
+    return {term: term_columns(term, codings[term], levels, categorical) for term in fixed.terms}
 
-        matrix = _call_formulaic(
-            lambda d: formulaic.model_matrix(
-                fixed.formulaic_rhs, d, context={"np": np}, na_action="raise"
-            ),
-            data,
-        )
-        return _Design({}, {}, matrix.model_spec), "Intercept" in matrix.columns
-    levels = {
-        v: _levels(data[v])
-        for term in fixed.terms
-        if len(term) == 1
-        for v in term
-        if _is_categorical(data[v])
-    }
-    columns_by_term, full_coding = {}, not fixed.intercept
-    for term in fixed.terms:
-        columns = _term_columns(term, data, levels, full_coding)
-        full_coding = full_coding and not any(c.is_indicator for c in columns)
-        columns_by_term[frozenset(term)] = columns
-    return _Design(columns_by_term, levels), fixed.intercept
+
+def _formulaic_fixed(fixed, data):
+    import formulaic
+
+    matrix = _call_formulaic(
+        lambda d: formulaic.model_matrix(
+            fixed.formulaic_rhs, d, context={"np": np}, na_action="raise"
+        ),
+        data,
+    )
+    return matrix.model_spec, "Intercept" in matrix.columns
 
 
 def _call_formulaic(build, data):
@@ -207,49 +159,46 @@ def _call_formulaic(build, data):
         ) from exc
 
 
-def _slope_columns(factor, slopes, covariance, design, features):
-    """Names of the feature columns of a factor's random slopes."""
-    names = []
-    for term in slopes:
-        names += _term_slope_names(factor, term, covariance, design, features)
-    return list(dict.fromkeys(names))
+def _random_blocks(factor, blocks, levels, categorical):
+    """Each lme4 term of a factor as the :class:`Column` list of its covariates
+    (``None`` for the intercept); a slope may be any numeric or categorical term."""
+    out = []
+    for block in blocks:
+        slopes = list(block.slopes)
+        codings = term_codings(slopes, categorical, block.intercept)
+        columns = [None] if block.intercept else []
+        for term in slopes:
+            columns += term_columns(term, codings[term], levels, categorical)
+        if not columns:
+            raise ValueError(f"random-effect term {block.source!r} of {factor!r} is empty")
+        out.append(columns)
+    return out
 
 
-def _term_slope_names(factor, term, covariance, design, features):
-    """The feature columns of one random-slope term; it must be a fixed term too."""
-    label = ":".join(term)
-    if design.formulaic_spec is not None:
-        names = [label] if label in features.columns else []
-    else:
-        columns = design.columns_by_term.get(frozenset(term), [])
-        if columns and columns[0].is_indicator:
-            columns = _categorical_slopes(factor, label, columns, covariance, design)
-        names = [c.name for c in columns]
-    if not names:
-        raise ValueError(
-            f"random slope {label!r} of factor {factor!r} is not a fixed-effect column; "
-            "random slopes are deviations from a fixed slope, so add it to the fixed "
-            f"part (y ~ {label} + ({label} | g)). Fixed columns: {list(features.columns)!r}"
-        )
-    return names
-
-
-def _categorical_slopes(factor, label, columns, covariance, design):
-    """Treatment-coded slopes of a categorical column: all levels but the first."""
-    if covariance == "diagonal":
-        raise ValueError(
-            f"categorical random slope {label!r} of factor {factor!r} is only supported in a "
-            f"correlated term ({label} | {factor}); lme4 codes (0 + {label} | {factor}) with "
-            "one column per level, which MixedLinearRegressor cannot represent."
-        )
-    reference = design.levels[label][0]
-    return [c for c in columns if c.level != reference]
+def _classic_parameters(random, fixed_names):
+    """``random_slopes`` and ``covariance`` when every factor has an intercept and
+    either one correlated term or independent one-covariate terms, all of them
+    fixed-effect columns (the estimator's short form); else None."""
+    slopes, covariance = {}, {}
+    for name, columns in random.items():
+        names = [[None if c is None else c.name for c in block] for block in columns]
+        flat = [n for block in names for n in block]
+        if None not in flat or any(n not in fixed_names for n in flat if n is not None):
+            return None
+        if len(names) == 1 and names[0][0] is None:
+            covariance[name] = "unstructured"
+        elif all(len(block) == 1 for block in names):
+            covariance[name] = "diagonal"
+        else:
+            return None
+        slopes[name] = [n for n in flat if n is not None]
+    return slopes, covariance
 
 
 def _group_frame(random, data):
     """One column per grouping factor; ``a:b`` holds the combined labels ``"<a>:<b>"``."""
     columns = {}
-    for name, (variables, _, _) in random.items():
+    for name, (variables, _) in random.items():
         if len(variables) == 1:
             columns[name] = data[variables[0]]
         else:
@@ -261,7 +210,15 @@ def _group_frame(random, data):
 # ---------------------------------------------------------------------------
 # public API
 
-_SET_BY_FORMULA = ("random_slopes", "covariance", "fit_intercept", "group_cols")
+_SET_BY_FORMULA = (
+    "random_slopes",
+    "covariance",
+    "random_effects",
+    "fixed_features",
+    "fixed_terms",
+    "fit_intercept",
+    "group_cols",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -434,31 +391,82 @@ def from_formula(formula, data, *, method="reml", **estimator_params):
         )
     parsed = parse_formula(formula)
     _check_columns(_used_columns(parsed), data, formula)
-    if not _is_numeric(data[parsed.response]):
+    if not is_numeric(data[parsed.response]):
         raise ValueError(
             f"response {parsed.response!r} must be numeric, got dtype {data[parsed.response].dtype}"
         )
-    design, fit_intercept = _build_design(parsed.fixed, data)
-    X = design.features(data)
-    if X.shape[1] == 0 and not fit_intercept:
-        raise ValueError(
-            f"formula {formula!r} has no fixed effect (no intercept and no column); "
-            "MixedLinearRegressor needs at least one: remove the 0 or -1."
-        )
-    slopes = {
-        name: _slope_columns(name, terms, covariance, design, X)
-        for name, (_, terms, covariance) in parsed.random.items()
+    covariates = list(itertools.chain(*parsed.fixed.terms))
+    for _, blocks in parsed.random.values():
+        covariates += [v for block in blocks for term in block.slopes for v in term]
+    categorical = _categorical(list(dict.fromkeys(covariates)), data)
+    levels = {v: levels_of(data[v]) for v in categorical}
+    for v, lev in levels.items():
+        if len(lev) < 2 and any(v in t for t in parsed.fixed.terms):
+            raise ValueError(
+                f"categorical column {v!r} has a single level {lev!r}; a fixed effect needs "
+                "at least 2 (drop it from the formula)."
+            )
+    fixed, hypotheses, formulaic_spec = parsed.fixed, None, None
+    if fixed.formulaic_rhs is not None:
+        formulaic_spec, fit_intercept = _formulaic_fixed(fixed, data)
+        fixed_columns = []
+    else:
+        fit_intercept = fixed.intercept
+        by_term = _fixed_columns(fixed, data, levels, categorical)
+        fixed_columns = [c for t in fixed.terms for c in by_term[t]]
+        hypotheses = _fixed_terms(fixed, by_term, data, levels, categorical)
+    random = {
+        name: _random_blocks(name, blocks, levels, categorical)
+        for name, (_, blocks) in parsed.random.items()
     }
-    estimator = MixedLinearRegressor(
-        random_slopes=slopes,
-        covariance={name: structure[2] for name, structure in parsed.random.items()},
-        fit_intercept=fit_intercept,
-        method=method,
-        **estimator_params,
-    )
+    fixed_names = [c.name for c in fixed_columns]
+    if formulaic_spec is not None:
+        fixed_names = list(_Design((), (), levels, formulaic_spec).features(data).columns)
+    extra = {
+        c.name: c
+        for columns in random.values()
+        for block in columns
+        for c in block
+        if c is not None and c.name not in fixed_names
+    }
+    design = _Design(tuple(fixed_columns), tuple(extra.values()), levels, formulaic_spec)
+    X = design.features(data)
+    params = {"fit_intercept": fit_intercept, "fixed_terms": hypotheses}
+    classic = None if extra else _classic_parameters(random, fixed_names)
+    if classic is not None:
+        params["random_slopes"], params["covariance"] = classic
+    else:
+        params["random_effects"] = {
+            name: [["1" if c is None else c.name for c in block] for block in columns]
+            for name, columns in random.items()
+        }
+        if extra:
+            params["fixed_features"] = fixed_names
+    estimator = MixedLinearRegressor(method=method, **params, **estimator_params)
     y = data[parsed.response].astype(float)
     groups = _group_frame(parsed.random, data)
     return FormulaModel(formula, estimator, X, y, groups, parsed, design)
+
+
+def _fixed_terms(fixed, by_term, data, levels, categorical):
+    """``fixed_terms`` of the estimator: per term its column names, or lmerTest's type
+    III hypothesis matrix for a term contained in an interaction."""
+    terms = list(fixed.terms)
+    if not terms:
+        return None
+    matrices = type3_hypotheses(terms, by_term, data, levels, categorical, fixed.intercept)
+    out = {}
+    names = (["(Intercept)"] if fixed.intercept else []) + [
+        c.name for t in terms for c in by_term[t]
+    ]
+    for term in terms:
+        label, columns = ":".join(term), [c.name for c in by_term[term]]
+        plain = np.zeros((len(columns), len(names)))
+        plain[np.arange(len(columns)), [names.index(c) for c in columns]] = 1.0
+        H = matrices[label]
+        same = H.shape == plain.shape and np.allclose(H, plain, atol=1e-12)
+        out[label] = columns if same else H
+    return out
 
 
 def lmer(formula, data, REML=True, **params):

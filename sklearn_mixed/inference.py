@@ -21,8 +21,6 @@ from scipy.stats import norm
 from sklearn.utils.validation import check_is_fitted
 
 from ._interpretation import normal_quantile
-from .core import fit_lmm
-from .core.covariance import free_positions, relative_factor
 from .core.profile import VarianceParameters, profile_intervals
 
 __all__ = ["confint", "parameter_names"]
@@ -60,15 +58,9 @@ def parameter_names(estimator):
     """
     check_is_fitted(estimator)
     names = []
-    for term in estimator._training.terms:
-        rows, cols = free_positions(term.n_coef, term.structure)
-        labels = term.covariate_names
-        for r, c in zip(rows, cols, strict=True):
-            if r == c:
-                names.append(f"sd_{labels[r]}|{term.name}")
-            else:
-                names.append(f"cor_{labels[r]}.{labels[c]}|{term.name}")
-    return names + ["sigma"] + estimator._fixed_names()
+    for term in estimator.model_.terms:
+        names += term.structure.parameter_names(term.covariate_names, term.name)
+    return names + ["sigma"] + list(estimator.fixed_effect_names_)
 
 
 def confint(
@@ -162,7 +154,7 @@ def _percent_labels(level):
 def _wald(estimator, level, n_params):
     """``beta +- z SE`` in the fixed-effect rows, NaN elsewhere."""
     z = normal_quantile(level)
-    beta = estimator._beta
+    beta = estimator.model_.result.beta
     se = np.sqrt(np.diag(estimator.fixed_effects_cov_))
     lower, upper = np.full(n_params, np.nan), np.full(n_params, np.nan)
     lower[n_params - beta.size :] = beta - z * se
@@ -171,13 +163,13 @@ def _wald(estimator, level, n_params):
 
 
 def _profile(estimator, level):
-    training = estimator._training
-    if not training.terms:
+    model = estimator.model_
+    if not model.terms:
         raise ValueError(
             "method='profile' profiles the random-effects parameters, but this model was "
             "fitted without groups; use method='wald' or 'bootstrap'."
         )
-    result = profile_intervals(training.design, training.y, training.terms, level)
+    result = profile_intervals(model, level)
     return result.lower, result.upper
 
 
@@ -186,17 +178,12 @@ def _bootstrap(estimator, level, n_boot, random_state, n_jobs, progress):
     """Percentile intervals of ``n_boot`` parametric bootstrap refits."""
     if int(n_boot) < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot!r}")
-    training = estimator._training
-    model = _SimulationModel.from_estimator(estimator)
-    refit = {
-        "method": estimator.method,
-        "max_iter": estimator.max_iter,
-        "tol": _REFIT_TOL if estimator.tol is None else estimator.tol,
-    }
+    model = estimator.model_
+    simulator = _SimulationModel.from_model(model)
     seeds = _seed_sequence(random_state).spawn(int(n_boot))
     batch_size = max(1, len(seeds) // 40)
     batches = [seeds[i : i + batch_size] for i in range(0, len(seeds), batch_size)]
-    jobs = (delayed(_refit_batch)(batch, training, model, refit) for batch in batches)
+    jobs = (delayed(_refit_batch)(batch, model, simulator) for batch in batches)
     estimates, converged, done = [], [], 0
     for batch_estimates, batch_converged in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
         estimates.append(batch_estimates)
@@ -236,27 +223,24 @@ class _SimulationModel:
         self.parameters = parameters
 
     @classmethod
-    def from_estimator(cls, estimator):
-        terms = estimator._training.terms
-        theta = estimator.theta_
-        factors, start = [], 0
-        for term in terms:
-            size = free_positions(term.n_coef, term.structure)[0].size
-            factors.append(
-                relative_factor(theta[start : start + size], term.n_coef, term.structure)
-            )
-            start += size
-        parameters = VarianceParameters([(t.n_coef, t.structure) for t in terms])
-        return cls(estimator._beta, factors, np.sqrt(estimator.residual_variance_), parameters)
+    def from_model(cls, model):
+        fit = model.result
+        parameters = VarianceParameters(model.layout.structures)
+        return cls(fit.beta, fit.T, np.sqrt(fit.sigma2), parameters)
 
-    def simulate(self, design, terms, rng):
+    def simulate(self, rows, rng):
         """``y* = X beta + sum_t Z_t b_t* + eps*``: per level ``b* = sigma T u``,
-        ``u ~ N(0, I)``, and ``eps* ~ N(0, sigma^2 I)``."""
-        y = design @ self.beta
-        for term, T in zip(terms, self.factors, strict=True):
+        ``u ~ N(0, I)``, and ``eps*_i ~ N(0, sigma^2 / w_i)``."""
+        y = rows.X @ self.beta
+        for term, T in zip(rows.terms, self.factors, strict=True):
             b = self.sigma * rng.standard_normal((term.n_levels, term.n_coef)) @ T.T
             y += np.einsum("ik,ik->i", term.covariates, b[term.codes])
-        return y + self.sigma * rng.standard_normal(design.shape[0])
+        noise = self.sigma * rng.standard_normal(rows.n)
+        if rows.weights is not None:
+            noise /= np.sqrt(rows.weights)
+        if rows.offset is not None:
+            y += rows.offset
+        return y + noise
 
     def estimates(self, fit):
         """lme4's parameters ``(sd, cor, ..., sigma, beta)`` of a refit."""
@@ -264,18 +248,24 @@ class _SimulationModel:
         return np.concatenate([omega, fit.beta])
 
 
-def _refit_batch(seeds, training, model, refit):
-    """Estimates (NaN rows for failed refits) and convergence of each replicate."""
-    n_params = model.parameters.size + model.beta.size
+def _refit_batch(seeds, model, simulator):
+    """Estimates (NaN rows for failed refits) and convergence of each replicate.
+
+    Each replicate reduces its simulated response and refits the model by the
+    same criterion, from the fitted theta.
+    """
+    rows = model.data
+    n_params = simulator.parameters.size + simulator.beta.size
     estimates = np.full((len(seeds), n_params), np.nan)
     converged = np.zeros(len(seeds), dtype=bool)
-    for r, seed in enumerate(seeds):
-        y = model.simulate(training.design, training.terms, np.random.default_rng(seed))
-        try:
-            fit = fit_lmm(training.design, y, training.terms, **refit)
-        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
-            continue  # a failed refit stays NaN, counted in the warning
-        estimates[r], converged[r] = model.estimates(fit), fit.converged
+    with model.threads():
+        for r, seed in enumerate(seeds):
+            y = simulator.simulate(rows, np.random.default_rng(seed))
+            try:
+                fit = model.refit(reduction=rows.reduce(y), tol=_REFIT_TOL).result
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                continue  # a failed refit stays NaN, counted in the warning
+            estimates[r], converged[r] = simulator.estimates(fit), fit.converged
     return estimates, converged
 
 

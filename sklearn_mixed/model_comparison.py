@@ -1,12 +1,11 @@
-"""Model comparison (lme4's ``anova``) and t-tests of the fixed effects (lmerTest).
+"""Model comparison: lme4's ``anova`` and information criteria.
 
 - :func:`anova`: likelihood-ratio tests between nested fitted models, refitting
-  REML fits by maximum likelihood as lme4's ``anova(m0, m1)`` does;
+  REML fits by maximum likelihood as lme4's ``anova(m0, m1)`` does; of one
+  model, lmerTest's ``anova(fit)``: F tests of its fixed-effect terms
+  (:mod:`._fixed_tests`);
 - :func:`information_criteria`: AIC, BIC and log-likelihood of several fits,
-  side by side, without refits;
-- :func:`fixed_effects_tests`: the t-tests of the fixed effects with
-  Satterthwaite's degrees of freedom, as lmerTest's ``summary(lmer(...))``
-  (the estimators' ``fixed_effects_tests`` method).
+  side by side, without refits.
 """
 
 import warnings
@@ -14,13 +13,10 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from .core.satterthwaite import EIGENVALUE_TOL, satterthwaite_components
-
-__all__ = ["BOUNDARY_NOTE", "anova", "fixed_effects_tests", "information_criteria"]
+__all__ = ["BOUNDARY_NOTE", "anova", "information_criteria"]
 
 BOUNDARY_NOTE = (
     "Testing a variance component at 0 (a random term present in one model and "
@@ -34,8 +30,13 @@ BOUNDARY_NOTE = (
 _IC_COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance"]
 
 
-def anova(*models, refit=True, names=None):
+def anova(*models, refit=True, names=None, ddf="satterthwaite"):
     """Likelihood-ratio tests between nested mixed models, as lme4's ``anova(m0, m1, ...)``.
+
+    With one model: lmerTest's ``anova(fit)``, the type III F tests of its
+    fixed-effect terms with Satterthwaite's denominator degrees of freedom
+    (see :meth:`MixedLinearRegressor.anova
+    <sklearn_mixed.MixedLinearRegressor.anova>`).
 
     The models are sorted by their number of parameters (``npar``: fixed
     effects, covariance parameters and the residual variance); each row is
@@ -49,7 +50,7 @@ def anova(*models, refit=True, names=None):
     Parameters
     ----------
     *models : fitted MixedLinearRegressor or CrossedEffectsRegressor
-        At least two models fitted to the same ``y``.
+        Two or more models fitted to the same ``y`` (or one model: F tests).
     refit : bool, default=True
         As lme4 (1.1-31): every model fitted by REML is refitted by maximum
         likelihood (its own solver and settings, ``method="ml"``, on its
@@ -62,6 +63,8 @@ def anova(*models, refit=True, names=None):
     names : list of str, default=None
         Row names, in the order of ``models``; ``"model 1"``, ``"model 2"``,
         ... by default.
+    ddf : {"satterthwaite", "residual"}, default="satterthwaite"
+        Denominator degrees of freedom of the F tests of one model.
 
     Returns
     -------
@@ -111,6 +114,9 @@ def anova(*models, refit=True, names=None):
     >>> table.attrs["refitted"]
     ['intercept', 'slope']
     """
+    if len(models) == 1:
+        _check_models(models, None, minimum=1)
+        return models[0].anova(ddf=ddf)
     names = _check_models(models, names, minimum=2)
     _check_same_response(models, names)
     refitted = []
@@ -184,77 +190,18 @@ def information_criteria(*models, names=None):
     return table
 
 
-def fixed_effects_tests(model, ddf="satterthwaite"):
-    """t-tests of a fitted model's fixed effects (the estimators' method).
-
-    See :meth:`MixedLinearRegressor.fixed_effects_tests
-    <sklearn_mixed.MixedLinearRegressor.fixed_effects_tests>`.
-    """
-    check_is_fitted(model)
-    if ddf not in ("satterthwaite", "residual"):
-        raise ValueError(f"ddf must be 'satterthwaite' or 'residual', got {ddf!r}")
-    if getattr(model, "approximate_", False):
-        raise ValueError(
-            "fixed_effects_tests needs the exact (RE)ML deviance, but this model is an "
-            "approximate iterative fit (approximate_=True). Refit with solver='exact'."
-        )
-    beta, beta_cov = model._beta, model.fixed_effects_cov_
-    training = model._training
-    n, p = training.design.shape
-    if ddf == "residual":
-        df = np.full(p, float(n - p))
-    else:
-        components = satterthwaite_components(
-            training.design,
-            training.y,
-            training.terms,
-            model.method,
-            model.theta_,
-            np.sqrt(model.residual_variance_),
-        )
-        _warn_about_hessian(components.hessian_eigenvalues)
-        df = components.df(np.eye(p))
-    se = np.sqrt(np.diag(beta_cov))
-    t = beta / se
-    return pd.DataFrame(
-        {
-            "estimate": beta,
-            "std_error": se,
-            "df": df,
-            "t_value": t,
-            "p_value": 2.0 * stats.t.sf(np.abs(t), df),
-        },
-        index=pd.Index(model._fixed_names(), name="term"),
-    )
-
-
-def _warn_about_hessian(eigenvalues):
-    """lmerTest's warnings: the Hessian in (theta, sigma) is not positive definite."""
-    bad = eigenvalues[eigenvalues <= EIGENVALUE_TOL]
-    if bad.size:
-        warnings.warn(
-            f"the Hessian of the deviance in (theta, sigma) has {bad.size} eigenvalue(s) "
-            f"at or below {EIGENVALUE_TOL:g} ({', '.join(f'{v:.1e}' for v in bad)}): the fit "
-            "is on the boundary (a variance at 0) or did not converge. The Satterthwaite df "
-            "leave those directions out (as lmerTest does); check converged_ and singular_, "
-            "or simplify the random effects.",
-            UserWarning,
-            stacklevel=4,  # the caller of the estimator's method
-        )
-
-
 # ------------------------------------------------------------------ helpers
 def _check_models(models, names, minimum):
     """Fitted estimators with training data, and their row names."""
     if len(models) < minimum:
         raise ValueError(f"need at least {minimum} fitted model(s), got {len(models)}")
     for i, model in enumerate(models, start=1):
-        if not hasattr(model, "_fit_terms"):
+        if not hasattr(model, "_random_specs"):
             raise TypeError(
                 f"argument {i} is a {type(model).__name__}; expected a fitted "
                 "MixedLinearRegressor or CrossedEffectsRegressor"
             )
-        check_is_fitted(model, "_training")
+        check_is_fitted(model, "model_")
     if names is None:
         return [f"model {i}" for i in range(1, len(models) + 1)]
     names = [str(name) for name in names]
@@ -265,9 +212,9 @@ def _check_models(models, names, minimum):
 
 def _check_same_response(models, names):
     """lme4 requires the same data; here: the same number of rows and the same y."""
-    y0 = models[0]._training.y
+    y0 = models[0].model_.data.y
     for model, name in zip(models[1:], names[1:], strict=True):
-        y = model._training.y
+        y = model.model_.data.y
         if y.shape != y0.shape:
             raise ValueError(
                 f"models were not fitted to the same data: {names[0]!r} has "
@@ -282,9 +229,9 @@ def _check_same_response(models, names):
 
 
 def _same_fixed_effects(models):
-    d0 = models[0]._training.design
+    d0 = models[0].model_.data.X
     return all(
-        m._training.design.shape == d0.shape and np.array_equal(m._training.design, d0)
+        m.model_.data.X.shape == d0.shape and np.array_equal(m.model_.data.X, d0)
         for m in models[1:]
     )
 
@@ -310,15 +257,12 @@ def _check_comparable_without_refit(models, names):
 
 def _own_criterion(model):
     """``(npar, logLik)`` as fitted."""
-    npar = model._beta.size + model.theta_.size + 1
-    return npar, float(model.log_likelihood_)
+    return model.model_.result.n_params, float(model.log_likelihood_)
 
 
 def _ml_refit_criterion(model, name):
     """``(npar, logLik)`` of the model refitted by ML with its own solver and settings."""
-    training = model._training
-    estimator = clone(model).set_params(method="ml")
-    fit = estimator._fit_terms(training.design, training.y, training.terms)
+    fit = model.model_.refit("ml").result
     if not fit.converged:
         warnings.warn(
             f"the ML refit of {name!r} did not converge after {fit.n_iter} iterations "
@@ -352,7 +296,7 @@ def _not_nested_reason(small, large):
         extra = set(slopes) - set(large.random_slope_names_.get(factor, []))
         if extra:
             return f"random slope(s) {sorted(extra)!r} on {factor!r} are not in the larger model"
-    X_small, X_large = small._training.design, large._training.design
+    X_small, X_large = small.model_.data.X, large.model_.data.X
     coef, *_ = np.linalg.lstsq(X_large, X_small, rcond=None)
     residual = np.linalg.norm(X_small - X_large @ coef)
     if residual > 1e-8 * max(np.linalg.norm(X_small), 1.0):
@@ -377,7 +321,7 @@ def _criteria_table(criteria, names, model):
     """npar, AIC, BIC, logLik, deviance; lme4's AIC and BIC from logLik."""
     npar = np.array([c[0] for c in criteria])
     loglik = np.array([c[1] for c in criteria])
-    n = model._training.y.shape[0]
+    n = model.model_.n
     return pd.DataFrame(
         {
             "npar": npar,

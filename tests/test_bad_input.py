@@ -225,20 +225,30 @@ def test_groups_without_columns(sleep):
         ({"Half": lambda d: d["Days"] / 2 + 3}, "Half"),
     ],
 )
-def test_rank_deficient_X_names_column(sleep, extra, bad):
+def test_rank_deficient_X_drops_the_aliased_column(sleep, extra, bad):
+    """As lme4 (check.rankX = "message+drop.cols"): the column is dropped with a
+    warning naming it, and the fit is the one without it."""
     df, X, y, g = sleep
     Xb = X.assign(**extra)
-    with pytest.raises(ValueError, match=rf"rank deficient: column\(s\) \['{bad}'\]"):
-        MixedLinearRegressor().fit(Xb, y, groups=g)
-    with pytest.raises(ValueError, match=rf"rank deficient: column\(s\) \['{bad}'\]"):
+    ref = MixedLinearRegressor().fit(X, y, groups=g)
+    with pytest.warns(UserWarning, match=rf"rank deficient so dropping 1 column.*\['{bad}'\]"):
+        m = MixedLinearRegressor().fit(Xb, y, groups=g)
+    assert m.aliased_features_ == [bad]
+    assert m.fixed_effect_names_ == ["(Intercept)", "Days"]
+    assert m.coef_[-1] == 0.0
+    # the same model: tolerance of the optimizer (relative deviance 1e-10)
+    np.testing.assert_allclose(m.log_likelihood_, ref.log_likelihood_, rtol=1e-9)
+    np.testing.assert_allclose(m.predict(Xb, groups=g), ref.predict(X, groups=g), rtol=1e-7)
+    with pytest.warns(UserWarning, match=rf"dropping 1 column.*\['{bad}'\]"):
         MixedLinearRegressor().fit(Xb, y)  # no groups: the plain linear model too
 
 
 def test_rank_deficient_numpy_X_names_column(sleep):
     df, X, y, g = sleep
     Xb = np.column_stack([X["Days"], np.ones(len(X))])
-    with pytest.raises(ValueError, match=r"rank deficient: column\(s\) \['x1'\]"):
-        MixedLinearRegressor().fit(Xb, y, groups=g)
+    with pytest.warns(UserWarning, match=r"dropping 1 column.*\['x1'\]"):
+        m = MixedLinearRegressor().fit(Xb, y, groups=g)
+    assert m.aliased_features_ == ["x1"]
 
 
 def test_constant_column_without_intercept_is_fine(sleep):
@@ -380,7 +390,12 @@ def test_default_factor_names(sleep):
 
 
 def test_no_fixed_effects_at_all(sleep):
-    """lme4's ``y ~ 0 + (1 | g)``: no columns and no intercept is refused by name."""
+    """lme4's ``y ~ 0 + (1 | g)`` fits (REML equals ML without fixed effects);
+    without groups there is nothing to fit."""
     _, X, y, g = sleep
-    with pytest.raises(ValueError, match="no fixed effects"):
-        MixedLinearRegressor(fit_intercept=False).fit(X[[]], y, groups=g)
+    reml = MixedLinearRegressor(fit_intercept=False).fit(X[[]], y, groups=g)
+    ml = MixedLinearRegressor(fit_intercept=False, method="ml").fit(X[[]], y, groups=g)
+    assert reml.fixed_effect_names_ == [] and reml.intercept_ == 0.0
+    np.testing.assert_allclose(reml.log_likelihood_, ml.log_likelihood_, rtol=1e-10)
+    with pytest.raises(ValueError, match="0 feature"):
+        MixedLinearRegressor(fit_intercept=False).fit(X[[]], y)

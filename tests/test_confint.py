@@ -23,7 +23,7 @@ import pytest
 from joblib import parallel_config
 
 from sklearn_mixed import CrossedEffectsRegressor, MixedLinearRegressor, datasets, inference
-from sklearn_mixed.core.covariance import relative_factor
+from sklearn_mixed.core import Diagonal, LinearMixedModel, Unstructured
 from sklearn_mixed.core.profile import VarianceParameters
 
 DATA = Path(__file__).parent / "data" / "lme4_confint"
@@ -135,10 +135,10 @@ def test_column_labels_are_r_percentages(level, labels):
 
 def test_variance_parameters_round_trip():
     """theta -> (sd, cor, sigma) -> theta for a 3 x 3 unstructured and a diagonal term."""
-    parameters = VarianceParameters([(3, "unstructured"), (2, "diagonal")])
+    parameters = VarianceParameters([Unstructured(3), Diagonal(2)])
     theta = np.array([1.2, -0.4, 0.3, 0.8, 0.5, 0.6, 0.7, 0.2])
     omega = parameters.from_theta(theta, 2.5)
-    T = relative_factor(theta[:6], 3, "unstructured")
+    T = Unstructured(3).relative_factor(theta[:6])
     cov = 2.5**2 * T @ T.T
     sd = np.sqrt(np.diag(cov))
     assert list(parameters.kinds) == ["sd", "cor", "cor", "sd", "cor", "sd", "sd", "sd", "sigma"]
@@ -182,16 +182,16 @@ def test_bootstrap_is_reproducible_and_independent_of_n_jobs():
 
 
 def test_bootstrap_reports_failed_refits(monkeypatch, capsys):
-    fit_lmm = inference.fit_lmm
+    refit = LinearMixedModel.refit
     calls = []
 
-    def failing_every_third(*args, **kwargs):
+    def failing_every_third(self, *args, **kwargs):
         calls.append(1)
         if len(calls) % 3 == 0:
             raise np.linalg.LinAlgError("simulated failure")
-        return fit_lmm(*args, **kwargs)
+        return refit(self, *args, **kwargs)
 
-    monkeypatch.setattr(inference, "fit_lmm", failing_every_third)
+    monkeypatch.setattr(LinearMixedModel, "refit", failing_every_third)
     with pytest.warns(UserWarning, match="10 of 30 bootstrap refits failed"):
         ours = _dyestuff().confint("bootstrap", n_boot=30, random_state=0, progress=True)
     assert np.isfinite(ours.to_numpy()).all()

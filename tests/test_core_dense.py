@@ -13,11 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-import sklearn_mixed.core.dense as dense_module
-import sklearn_mixed.core.problem as problem_module
+import sklearn_mixed.core.model as model_module
 from sklearn_mixed.core import RandomTerm, fit_lmm
 from sklearn_mixed.core.bfgs import projected_bfgs
-from sklearn_mixed.core.problem import MixedModelProblem
+from sklearn_mixed.core.dense import augmented_gram
+from sklearn_mixed.core.grouping import term_model_matrix
+from sklearn_mixed.core.model import LinearMixedModel
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+
+
+def _model(X, y, terms, method):
+    """The model as :func:`fit_lmm` builds it (centred when X has an intercept), unfitted."""
+    reduction = reduce_rows(X, y, terms, intercept=intercept_column(X))
+    return LinearMixedModel(reduction, terms, method=method)
 
 
 def _design(seed, n=150):
@@ -44,19 +52,17 @@ def test_dense_and_blocked_fits_agree(method, seed, monkeypatch):
     """The dense path's estimates, modes, conditional and fixed-effect
     covariances equal the blocked factor's (which lme4's tests cover)."""
     X, y, terms = _design(seed)
-    assert MixedModelProblem(X, y, terms, method).is_small
-    dense = fit_lmm(X, y, terms, method=method)
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
-    assert not MixedModelProblem(X, y, terms, method).is_small
-    blocked = fit_lmm(X, y, terms, method=method)
+    assert _model(X, y, terms, method).is_small
+    dense = fit_lmm(X, y, terms, method=method).result
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
+    model = _model(X, y, terms, method)
+    assert not model.is_small
+    blocked = fit_lmm(X, y, terms, method=method).result
     assert dense.deviance == pytest.approx(blocked.deviance, abs=1e-6)
     np.testing.assert_allclose(dense.theta, blocked.theta, atol=2e-4)
-    # compare the solutions at one theta, free of optimizer tolerance
-    problem = MixedModelProblem(X, y, terms, method)
-    factor, T = problem.factorize(dense.theta)
-    from sklearn_mixed.core.lmm import _assemble
-
-    at_theta = _assemble(problem, factor, T, dense.theta, len(y), X.shape[1], method, None)
+    # compare the solutions at one theta, free of optimizer tolerance: the
+    # blocked factor's solution at the dense fit's theta
+    at_theta = model._solution(dense.theta)
     np.testing.assert_allclose(dense.beta, at_theta.beta, rtol=1e-9)
     np.testing.assert_allclose(dense.beta_cov, at_theta.beta_cov, rtol=1e-9)
     assert dense.sigma2 == pytest.approx(at_theta.sigma2, rel=1e-10)
@@ -67,13 +73,29 @@ def test_dense_and_blocked_fits_agree(method, seed, monkeypatch):
         np.testing.assert_allclose(c_dense, c_blocked, rtol=1e-8, atol=1e-14)
 
 
-def test_dense_gram_without_a_dense_design(monkeypatch):
-    """Long data build ``G`` from sparse ``Z``; both constructions agree."""
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("centred", [False, True])
+def test_augmented_gram_equals_explicit_products(centred, weighted):
+    """``G`` assembled from the reduction's sums equals ``[Z, X, y]'W[Z, X, y]``
+    formed from the rows (centred: ``X``'s other columns and ``y`` shifted by
+    their weighted means), and is symmetric."""
     X, y, terms = _design(4)
-    full = dense_module.dense_gram(X, y, terms)
-    monkeypatch.setattr(dense_module, "_DENSE_DESIGN_LIMIT", 0)
-    np.testing.assert_allclose(dense_module.dense_gram(X, y, terms), full, rtol=1e-12)
-    np.testing.assert_array_equal(full, full.T)
+    w = np.random.default_rng(4).uniform(0.2, 3.0, len(y)) if weighted else None
+    reduction = reduce_rows(X, y, terms, weights=w, intercept=0 if centred else None)
+    G = augmented_gram(reduction)
+    Xs, ys = X.copy(), y.copy()
+    if centred:
+        ww = np.ones(len(y)) if w is None else w
+        Xs[:, 1] -= ww @ X[:, 1] / ww.sum()
+        ys -= ww @ y / ww.sum()
+    W = np.hstack([term_model_matrix(t).toarray() for t in terms] + [Xs, ys[:, None]])
+    expected = W.T @ (W if w is None else w[:, None] * W)
+    np.testing.assert_allclose(G, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    if w is None:
+        np.testing.assert_array_equal(G, G.T)
+    else:
+        # the reduction forms X'WX as (WX)'X, symmetric only to rounding
+        np.testing.assert_allclose(G, G.T, rtol=1e-15, atol=1e-15 * np.abs(G).max())
 
 
 def _quadratic(A, c):
@@ -153,8 +175,9 @@ def test_slope_start_is_the_optimum_on_balanced_design(method, lme4_theta):
     X = np.column_stack([np.ones(len(df)), df["Days"].to_numpy(float)])
     term = RandomTerm("Subject", codes, np.arange(18), X.copy(), ("(Intercept)", "Days"))
     y = df["Reaction"].to_numpy(float)
-    problem = MixedModelProblem(X, y, [term], method)
-    start = slope_moment_start(y, [term], problem.layout, method)
+    model = _model(X, y, [term], method)
+    start = slope_moment_start(model.reduction, model.layout, method)
+    np.testing.assert_array_equal(model.start(), start)  # the start the fit uses
     # lme4 stops within ~4e-5 of the optimum along the flat intercept direction
     np.testing.assert_allclose(start, lme4_theta, atol=5e-5)
     fit = fit_lmm(X, y, [term], method=method)
@@ -169,14 +192,16 @@ def test_slope_start_is_interior_and_fit_unchanged(seed):
     from sklearn_mixed.core.optimize import minimize_deviance
 
     X, y, terms = _design(seed)
-    problem = MixedModelProblem(X, y, terms, "reml")
-    lower = problem.layout.lower
-    assert np.all(problem.layout.start[np.isfinite(lower)] > 0)
+    model = _model(X, y, terms, "reml")
+    lower = model.layout.lower
+    start = model.start()
+    assert not np.array_equal(start, model.layout.start)  # the moments, not T = I
+    assert np.all(start[np.isfinite(lower)] > 0)
     from_identity = minimize_deviance(
-        problem.deviance,
+        model.deviance,
         np.where(np.isfinite(lower), 1.0, 0.0),
         lower,
-        value_and_gradient=problem.value_and_gradient,
+        value_and_gradient=model.value_and_gradient,
     )
-    fit = fit_lmm(X, y, terms, method="reml")
+    fit = fit_lmm(X, y, terms, method="reml").result
     assert fit.deviance == pytest.approx(from_identity.deviance, abs=1e-7)

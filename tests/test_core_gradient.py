@@ -10,13 +10,14 @@ and REML.
 import numpy as np
 import pytest
 
-import sklearn_mixed.core.problem as problem_module
+import sklearn_mixed.core.model as model_module
 from sklearn_mixed.core.cholesky import block_diagonal, blocked_cholesky, relative_factor_matrix
-from sklearn_mixed.core.crossprod import cross_products
-from sklearn_mixed.core.deviance import profiled_deviance
+from sklearn_mixed.core.crossprod import blocked_cross_products
+from sklearn_mixed.core.deviance import Criterion, profiled_deviance
 from sklearn_mixed.core.gradient import relative_factor_gradients
 from sklearn_mixed.core.grouping import RandomTerm
-from sklearn_mixed.core.problem import MixedModelProblem
+from sklearn_mixed.core.model import LinearMixedModel
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
 
 N = 240
 
@@ -36,10 +37,20 @@ DESIGNS = {
 }
 
 
+def _model(X, y, terms, method):
+    """The model as ``fit_lmm`` builds it (centred on X's intercept column)."""
+    reduction = reduce_rows(X, y, terms, intercept=intercept_column(X))
+    return LinearMixedModel(reduction, terms, method=method)
+
+
+def _criterion(cp, method):
+    return Criterion(cp.n, cp.p, method == "reml")
+
+
 def _deviance(cp, T_blocks, terms, method):
     Lambda2 = relative_factor_matrix(T_blocks[1:], [t.n_levels for t in terms[1:]])
     factor = blocked_cholesky(cp, T_blocks[:1], Lambda2)
-    return profiled_deviance(factor, cp.n, cp.p, method), factor, Lambda2
+    return profiled_deviance(factor, _criterion(cp, method)), factor, Lambda2
 
 
 @pytest.mark.parametrize("method", ["ml", "reml"])
@@ -50,7 +61,8 @@ def test_gradient_matches_central_differences(design, method):
     X = np.column_stack([np.ones(N), x])
     y = X @ [1.0, 0.5, -0.3] + rng.normal(size=N)
     terms = [_term(rng, x, f"g{i}", m, k) for i, (m, k) in enumerate(DESIGNS[design])]
-    cp = cross_products(X, y, terms[:1], terms[1:])
+    reduction = reduce_rows(X, y, terms, intercept=0)
+    cp = blocked_cross_products(reduction, [0], list(range(1, len(terms))))
     T_blocks = [np.tril(rng.normal(size=(t.n_coef,) * 2)) + np.eye(t.n_coef) for t in terms]
     _, factor, Lambda2 = _deviance(cp, T_blocks, terms, method)
     products = (None, None)
@@ -61,7 +73,9 @@ def test_gradient_matches_central_differences(design, method):
         )
         products = ((Lambda2.T @ later_Z).tocsr(), (later_Z @ Lambda1).tocsr())
     sizes = [(t.n_levels, t.n_coef) for t in terms[1:]]
-    grads = relative_factor_gradients(cp, factor, T_blocks[0], Lambda2, sizes, products, method)
+    grads = relative_factor_gradients(
+        cp, factor, T_blocks[0], Lambda2, sizes, products, _criterion(cp, method)
+    )
     h = 1e-6
     for i, T in enumerate(T_blocks):
         for a, b in zip(*np.tril_indices(T.shape[0]), strict=True):
@@ -92,16 +106,17 @@ def test_problem_gradient_matches_central_differences(design, method, path, monk
     equals central differences of the deviance in theta, including at
     theta_f = 0 where an intercept-only deviance is even."""
     if path == "blocked":
-        monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
+        monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
     rng = np.random.default_rng(11)
     x = rng.normal(size=(N, 2))
     X = np.column_stack([np.ones(N), x])
     y = X @ [1.0, 0.5, -0.3] + rng.normal(size=N)
     terms = [_term(rng, x, f"g{i}", m, k) for i, (m, k) in enumerate(PROBLEMS[design])]
-    problem = MixedModelProblem(X, y, terms, method)
+    problem = _model(X, y, terms, method)
     assert problem.has_gradient
-    assert (problem._small is None) == (path == "blocked")
-    for theta in (rng.uniform(0.2, 1.5, problem.layout.start.size), problem.layout.start):
+    assert problem.is_small == (path == "dense")
+    # a random theta, and the start the fit uses (moments or the levels' own fits)
+    for theta in (rng.uniform(0.2, 1.5, problem.layout.start.size), problem.start()):
         theta = theta.copy()
         if design.startswith("intercepts") and theta.size > 1:
             theta[1] = 0.0  # on the boundary
@@ -122,9 +137,10 @@ def test_dense_and_blocked_deviance_agree(method, monkeypatch):
     X = np.column_stack([np.ones(N), x])
     y = X @ [1.0, 0.5, -0.3] + rng.normal(size=N)
     terms = [_term(rng, x, "g0", 30, 2), _term(rng, x, "g1", 7, 1)]
-    dense = MixedModelProblem(X, y, terms, method)
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
-    blocked = MixedModelProblem(X, y, terms, method)
+    dense = _model(X, y, terms, method)
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
+    blocked = _model(X, y, terms, method)
+    assert dense.is_small and not blocked.is_small
     for theta in rng.uniform(0.1, 2.0, (5, dense.layout.start.size)):
         assert dense.deviance(theta) == pytest.approx(blocked.deviance(theta), rel=1e-10)
 
@@ -145,8 +161,8 @@ def test_gradient_with_precomputed_pairs(method, monkeypatch):
         RandomTerm("a", a, np.arange(n_a), one, ("(Intercept)",)),
         RandomTerm("b", b, np.arange(n_b), one, ("(Intercept)",)),
     ]
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
-    problem = MixedModelProblem(X, y, terms, method)
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
+    problem = _model(X, y, terms, method)
     assert problem.cp.closed[0].pairs is not None
     theta = np.array([0.8, 0.6])
     value, grad = problem.value_and_gradient(theta)
@@ -156,8 +172,10 @@ def test_gradient_with_precomputed_pairs(method, monkeypatch):
         step[i] = h
         fd = (problem.deviance(theta + step) - problem.deviance(theta - step)) / (2 * h)
         assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-5)
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 10**4)
-    assert value == pytest.approx(MixedModelProblem(X, y, terms, method).deviance(theta), rel=1e-11)
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 10**4)
+    dense = _model(X, y, terms, method)
+    assert dense.is_small
+    assert value == pytest.approx(dense.deviance(theta), rel=1e-11)
 
 
 def test_weighted_gram_matches_explicit_products():
@@ -195,8 +213,8 @@ def test_conditional_variances_with_precomputed_pairs(monkeypatch):
         RandomTerm("a", a, np.arange(n_a), one, ("(Intercept)",)),
         RandomTerm("b", b, np.arange(n_b), one, ("(Intercept)",)),
     ]
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
-    problem = MixedModelProblem(X, y, terms, "reml")
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
+    problem = _model(X, y, terms, "reml")
     pairs = problem.cp.closed[0].pairs
     assert pairs is not None
     factor, _ = problem.factorize(np.array([0.7, 1.3]))

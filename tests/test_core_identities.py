@@ -13,13 +13,9 @@ import scipy.linalg as la
 
 from sklearn_mixed import MixedLinearRegressor
 from sklearn_mixed.core.cholesky import blocked_cholesky, relative_factor_matrix
-from sklearn_mixed.core.covariance import (
-    n_theta,
-    relative_factor,
-    theta_lower_bounds,
-)
-from sklearn_mixed.core.crossprod import cross_products
+from sklearn_mixed.core.crossprod import blocked_cross_products
 from sklearn_mixed.core.deviance import (
+    Criterion,
     conditional_covariance_blocks,
     fixed_effects_covariance,
     profiled_deviance,
@@ -27,7 +23,8 @@ from sklearn_mixed.core.deviance import (
     solve_coefficients,
 )
 from sklearn_mixed.core.grouping import RandomTerm, term_model_matrix
-from sklearn_mixed.core.lmm import fit_lmm
+from sklearn_mixed.core.model import fit_lmm
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
 
 RTOL = 1e-9
 
@@ -46,15 +43,15 @@ def make_term(name, codes, covariates, structure="unstructured"):
 
 def random_theta(rng, term):
     """Arbitrary theta with a positive diagonal of T."""
-    lower = theta_lower_bounds(term.n_coef, term.structure)
-    theta = rng.normal(scale=0.8, size=n_theta(term.n_coef, term.structure))
+    lower = term.structure.lower_bounds()
+    theta = rng.normal(scale=0.8, size=term.structure.n_theta)
     diag = np.isfinite(lower)
     theta[diag] = np.abs(theta[diag]) + 0.2
     return theta
 
 
 def dense_lambda(terms, thetas):
-    Ts = [relative_factor(th, t.n_coef, t.structure) for t, th in zip(terms, thetas, strict=True)]
+    Ts = [t.structure.relative_factor(th) for t, th in zip(terms, thetas, strict=True)]
     return la.block_diag(*[np.kron(np.eye(t.n_levels), T) for t, T in zip(terms, Ts, strict=True)])
 
 
@@ -106,22 +103,30 @@ def dense_reference(X, y, terms, thetas):
     )
 
 
-def core_path(X, y, terms, thetas, n_closed=1):
+def core_path(X, y, terms, thetas, n_closed=1, centred=True):
     """The package's blocked computation: ``terms[:n_closed]`` eliminated level
-    by level (each nested in the next), the others dense."""
+    by level (each nested in the next), the others dense.
+
+    ``centred``: the reduction is centred on X's intercept column, as
+    ``fit_lmm`` makes it; ``beta`` is that of X's own columns either way
+    (``reduction.uncentre`` maps the centred solution back).
+    """
     n, p = X.shape
-    closed, dense = terms[:n_closed], terms[n_closed:]
-    cp = cross_products(X, y, closed, dense)
-    Ts = [relative_factor(th, t.n_coef, t.structure) for t, th in zip(terms, thetas, strict=True)]
-    Lambda_dense = relative_factor_matrix(Ts[n_closed:], [t.n_levels for t in dense])
+    closed, dense = list(range(n_closed)), list(range(n_closed, len(terms)))
+    reduction = reduce_rows(X, y, terms, intercept=intercept_column(X) if centred else None)
+    cp = blocked_cross_products(reduction, closed, dense)
+    Ts = [t.structure.relative_factor(th) for t, th in zip(terms, thetas, strict=True)]
+    Lambda_dense = relative_factor_matrix(Ts[n_closed:], [t.n_levels for t in terms[n_closed:]])
     factor = blocked_cholesky(cp, Ts[:n_closed], Lambda_dense)
     beta, u_closed, u_dense = solve_coefficients(factor, p)
-    sizes = [(t.n_levels, t.n_coef) for t in dense]
+    beta = reduction.uncentre(beta)
+    sizes = [(t.n_levels, t.n_coef) for t in terms[n_closed:]]
     return dict(
         factor=factor,
-        dev_ml=profiled_deviance(factor, n, p, "ml"),
-        dev_reml=profiled_deviance(factor, n, p, "reml"),
+        dev_ml=profiled_deviance(factor, Criterion(n, p, reml=False)),
+        dev_reml=profiled_deviance(factor, Criterion(n, p, reml=True)),
         beta=beta,
+        reduction=reduction,
         u=np.concatenate(u_closed + [u_dense]),
         cond_blocks=conditional_covariance_blocks(factor, sizes),
     )
@@ -303,10 +308,11 @@ def assert_close(a, b, rtol=RTOL, atol=0.0, err_msg=""):
 # ----------------------------------------------------- 1. blocked == dense reference
 @pytest.mark.parametrize("name, first, n_closed", design_cases())
 @pytest.mark.parametrize("seed", [0, 1])
-def test_blocked_matches_dense_reference(name, first, n_closed, seed):
+@pytest.mark.parametrize("centred", [True, False], ids=["centred", "raw"])
+def test_blocked_matches_dense_reference(name, first, n_closed, seed, centred):
     X, y, terms, thetas = setup_case(name, first, seed)
     ref = dense_reference(X, y, terms, thetas)
-    got = core_path(X, y, terms, thetas, n_closed)
+    got = core_path(X, y, terms, thetas, n_closed, centred)
     assert_close(got["dev_ml"], ref["dev_ml"], err_msg="ML deviance")
     assert_close(got["dev_reml"], ref["dev_reml"], err_msg="REML deviance")
     scale = np.abs(ref["beta"]).max(initial=1.0)
@@ -320,13 +326,14 @@ def test_blocked_matches_dense_reference(name, first, n_closed, seed):
     n, p = X.shape
     factor = got["factor"]
     assert_close(factor.L22[-1, -1] ** 2, ref["r2"])
-    assert_close(residual_variance(factor, n, p, "ml"), ref["r2"] / n)
-    assert_close(residual_variance(factor, n, p, "reml"), ref["r2"] / (n - p))
+    assert_close(residual_variance(factor, Criterion(n, p, reml=False)), ref["r2"] / n)
+    assert_close(residual_variance(factor, Criterion(n, p, reml=True)), ref["r2"] / (n - p))
     if p:
         s2 = ref["r2"] / (n - p)
-        assert_close(
-            fixed_effects_covariance(factor, p, s2), s2 * np.linalg.inv(ref["RX"]), atol=1e-13
-        )
+        # Var(beta) of the centred columns, mapped back to X's own
+        beta_cov = fixed_effects_covariance(factor, p, s2)
+        beta_cov = got["reduction"].uncentre(np.zeros(p), beta_cov)[1]
+        assert_close(beta_cov, s2 * np.linalg.inv(ref["RX"]), atol=1e-13)
 
 
 def _marginal_pieces(X, y, terms, thetas):
@@ -673,14 +680,14 @@ def optimizer_case(name, seed):
 
 
 def dense_deviance_function(X, y, terms, method):
-    sizes = [n_theta(t.n_coef, t.structure) for t in terms]
+    sizes = [t.structure.n_theta for t in terms]
     splits = np.cumsum(sizes)[:-1]
 
     def dev(theta):
         ref = dense_reference(X, y, terms, np.split(theta, splits))
         return ref["dev_ml" if method == "ml" else "dev_reml"]
 
-    lower = np.concatenate([theta_lower_bounds(t.n_coef, t.structure) for t in terms])
+    lower = np.concatenate([t.structure.lower_bounds() for t in terms])
     return dev, lower
 
 
@@ -690,7 +697,7 @@ def dense_deviance_function(X, y, terms, method):
 )
 def test_optimum_is_stationary_and_minimal(name, seed, method):
     X, y, terms = optimizer_case(name, seed)
-    fit = fit_lmm(X, y, terms, method=method)
+    fit = fit_lmm(X, y, terms, method=method).result
     dev, lower = dense_deviance_function(X, y, terms, method)
     theta = fit.theta
     assert np.all(theta >= lower)

@@ -4,9 +4,10 @@ level by level, and the result equals the dense elimination of the outer terms."
 import numpy as np
 import pytest
 
-import sklearn_mixed.core.problem as problem_module
+import sklearn_mixed.core.model as model_module
 from sklearn_mixed.core import RandomTerm, fit_lmm
-from sklearn_mixed.core.problem import MixedModelProblem, elimination_order
+from sklearn_mixed.core.model import LinearMixedModel, elimination_order
+from sklearn_mixed.core.reduction import reduce_rows
 
 
 def _term(name, codes, covariates):
@@ -33,22 +34,29 @@ def _nested_design(seed, n_outer=600, per_outer=3, per_inner=3):
     return X, y, terms
 
 
+def _reduce(X, y, terms):
+    return reduce_rows(X, y, terms, intercept=0)
+
+
 def test_elimination_order_closes_nesting_chains():
     X, y, terms = _nested_design(0, n_outer=40)
-    assert elimination_order(terms, dense_limit=0) == ([1, 0], [2])
-    assert elimination_order(terms, dense_limit=41) == ([1], [0, 2])  # small outer: dense
+    reduction = _reduce(X, y, terms)
+    assert elimination_order(reduction, dense_limit=0) == ([1, 0], [2])
+    assert elimination_order(reduction, dense_limit=41) == ([1], [0, 2])  # small outer: dense
     # crossed factors are never closed after the first
-    assert elimination_order([terms[2], terms[1]], dense_limit=0) == ([1], [0])
+    assert elimination_order(_reduce(X, y, [terms[2], terms[1]]), dense_limit=0) == ([1], [0])
 
 
 @pytest.mark.parametrize("method", ["reml", "ml"])
 def test_large_nested_design_uses_closed_chain_and_matches_dense(method, monkeypatch):
     X, y, terms = _nested_design(1)
-    assert MixedModelProblem(X, y, terms, method).closed == [1, 0]  # 600 outer levels
-    sparse = fit_lmm(X, y, terms, method=method)
-    monkeypatch.setattr(problem_module, "DENSE_LIMIT", 10**9)
-    assert MixedModelProblem(X, y, terms, method).closed == [1]
-    dense = fit_lmm(X, y, terms, method=method)
+    model = LinearMixedModel(_reduce(X, y, terms), terms, method=method)
+    assert model.plan == ([1, 0], [2])  # 600 outer levels
+    sparse = fit_lmm(X, y, terms, method=method).result
+    monkeypatch.setattr(model_module, "DENSE_LIMIT", 10**9)
+    model = LinearMixedModel(_reduce(X, y, terms), terms, method=method)
+    assert model.plan == ([1], [0, 2])
+    dense = fit_lmm(X, y, terms, method=method).result
     assert sparse.converged and dense.converged
     assert sparse.deviance == pytest.approx(dense.deviance, abs=1e-6)
     np.testing.assert_allclose(sparse.theta, dense.theta, rtol=1e-3)

@@ -11,7 +11,8 @@ import pytest
 from scipy.optimize import minimize
 
 from sklearn_mixed.core import RandomTerm, fit_lmm
-from sklearn_mixed.core.problem import MixedModelProblem
+from sklearn_mixed.core.model import LinearMixedModel
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
 
 
 def _simulate(seed, n_groups=12, per_group=8, slope_scale=10.0):
@@ -28,7 +29,8 @@ def _simulate(seed, n_groups=12, per_group=8, slope_scale=10.0):
 
 
 def _deviance_function(X, y, terms, method):
-    problem = MixedModelProblem(X, y, terms, method)
+    reduction = reduce_rows(X, y, terms, intercept=intercept_column(X))  # as fit_lmm reduces
+    problem = LinearMixedModel(reduction, terms, method=method)
 
     def deviance(theta):
         try:
@@ -60,7 +62,7 @@ DESIGNS = [("slope", seed) for seed in range(8)] + [("crossed", seed) for seed i
 @pytest.mark.parametrize("design, seed", DESIGNS)
 def test_optimum_is_global_against_multistart(design, seed, method):
     X, y, terms = (_simulate if design == "slope" else _simulate_crossed)(seed)
-    fit = fit_lmm(X, y, terms, method=method)
+    fit = fit_lmm(X, y, terms, method=method).result
     deviance, lower = _deviance_function(X, y, terms, method)
     rng = np.random.default_rng(100 + seed)
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]

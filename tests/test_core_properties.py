@@ -10,15 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sklearn_mixed.core.cholesky import blocked_cholesky, relative_factor_matrix
-from sklearn_mixed.core.covariance import (
-    covariance_to_sd_corr,
-    n_theta,
-    relative_factor,
-    theta_lower_bounds,
-    theta_start,
-)
-from sklearn_mixed.core.crossprod import cross_products
-from sklearn_mixed.core.deviance import profiled_deviance, solve_coefficients
+from sklearn_mixed.core.crossprod import blocked_cross_products
+from sklearn_mixed.core.deviance import Criterion, profiled_deviance, solve_coefficients
 from sklearn_mixed.core.grouping import (
     RandomTerm,
     encode_factor,
@@ -26,7 +19,9 @@ from sklearn_mixed.core.grouping import (
     nesting_pairs,
     term_model_matrix,
 )
-from sklearn_mixed.core.problem import elimination_order
+from sklearn_mixed.core.model import elimination_order
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.structures import covariance_to_sd_corr, make_structure
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STRUCTURES = ["unstructured", "diagonal"]
@@ -54,9 +49,13 @@ def dense_deviances(X, y, terms, Ts):
     return ml, reml, beta
 
 
+def relative_factor(theta, k, structure):
+    return make_structure(structure, k).relative_factor(theta)
+
+
 @st.composite
 def thetas_for(draw, k, structure):
-    lower = theta_lower_bounds(k, structure)
+    lower = make_structure(structure, k).lower_bounds()
     vals = []
     for lo in lower:
         if np.isfinite(lo):
@@ -108,17 +107,21 @@ def designs(draw):
 def test_blocked_deviance_equals_dense(design):
     X, y, terms, Ts = design
     n, p = X.shape
-    closed, dense = elimination_order(terms, dense_limit=0)  # nesting chains closed
-    cp = cross_products(X, y, [terms[i] for i in closed], [terms[i] for i in dense])
+    # centred on the intercept column, as fit_lmm reduces (y has a mean up to 50)
+    reduction = reduce_rows(X, y, terms, intercept=intercept_column(X))
+    closed, dense = elimination_order(reduction, dense_limit=0)  # nesting chains closed
+    cp = blocked_cross_products(reduction, closed, dense)
     Lambda_dense = relative_factor_matrix(
         [Ts[i] for i in dense], [terms[i].n_levels for i in dense]
     )
     factor = blocked_cholesky(cp, [Ts[i] for i in closed], Lambda_dense)
     ml, reml, beta = dense_deviances(X, y, terms, Ts)
     # a deviance near 0 is a difference of large terms: relative and absolute
-    np.testing.assert_allclose(profiled_deviance(factor, n, p, "ml"), ml, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(profiled_deviance(factor, n, p, "reml"), reml, rtol=1e-9, atol=1e-9)
-    got_beta = solve_coefficients(factor, p)[0]
+    ml_got = profiled_deviance(factor, Criterion(n, p, reml=False))
+    reml_got = profiled_deviance(factor, Criterion(n, p, reml=True))
+    np.testing.assert_allclose(ml_got, ml, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(reml_got, reml, rtol=1e-9, atol=1e-9)
+    got_beta = reduction.uncentre(solve_coefficients(factor, p)[0])
     np.testing.assert_allclose(got_beta, beta, rtol=1e-7, atol=1e-9 * np.abs(y).max())
 
 
@@ -146,7 +149,8 @@ def test_term_model_matrix_rows(design):
     st.data(),
 )
 def test_theta_T_round_trip(k, structure, data):
-    d = n_theta(k, structure)
+    s = make_structure(structure, k)
+    d = s.n_theta
     assert d == (k if structure == "diagonal" else k * (k + 1) // 2)
     theta = np.array(data.draw(st.lists(st.floats(-1e6, 1e6), min_size=d, max_size=d)))
     T = relative_factor(theta, k, structure)
@@ -158,9 +162,9 @@ def test_theta_T_round_trip(k, structure, data):
         # lme4's order: the lower triangle column by column
         back = np.concatenate([T[j:, j] for j in range(k)])
         assert np.array_equal(back, theta)
-    # theta_start is T = I; lower bounds are 0 exactly on the diagonal of T
-    assert np.array_equal(relative_factor(theta_start(k, structure), k, structure), np.eye(k))
-    lower = theta_lower_bounds(k, structure)
+    # the start is T = I; lower bounds are 0 exactly on the diagonal of T
+    assert np.array_equal(relative_factor(s.start(), k, structure), np.eye(k))
+    lower = s.lower_bounds()
     on_diag = relative_factor(np.isfinite(lower).astype(float), k, structure)
     assert np.array_equal(on_diag, np.eye(k))
     assert np.all(lower[np.isfinite(lower)] == 0.0)
@@ -273,6 +277,17 @@ def nested_factors(draw):
     return inner, inner_to_outer[inner], per_outer
 
 
+def factor_reduction(*codes_list):
+    """The reduction of random intercepts on the given level codes (y = 0, no X)."""
+    n = len(codes_list[0])
+    one = np.ones((n, 1))
+    terms = [
+        RandomTerm(f"f{i}", codes, np.arange(codes.max() + 1), one, ("(Intercept)",))
+        for i, codes in enumerate(codes_list)
+    ]
+    return reduce_rows(np.zeros((n, 0)), np.zeros(n), terms)
+
+
 @SETTINGS
 @given(nested_factors())
 def test_is_nested_in_detects_constructed_nesting(case):
@@ -280,7 +295,11 @@ def test_is_nested_in_detects_constructed_nesting(case):
     assert is_nested_in(inner, outer)
     # outer is nested in inner only when the two partitions coincide
     assert is_nested_in(outer, inner) == all(c == 1 for c in per_outer)
-    pairs = nesting_pairs(["inner", "outer"], [inner, outer])
+    # the same from the reduction's cross-tabulation (what elimination_order reads)
+    reduction = factor_reduction(inner, outer)
+    assert reduction.nested(0, 1)
+    assert reduction.nested(1, 0) == all(c == 1 for c in per_outer)
+    pairs = nesting_pairs(["inner", "outer"], reduction)
     m_inner, m_outer = inner.max() + 1, outer.max() + 1
     assert (("inner", "outer") in pairs) == (m_inner > m_outer)
     assert ("outer", "inner") not in pairs
@@ -302,4 +321,6 @@ def test_is_nested_in_rejects_a_crossing_level(case, data):
     inner2 = np.insert(inner, at, inner[i])
     outer2 = np.insert(outer, at, other)
     assert not is_nested_in(inner2, outer2)
-    assert ("inner", "outer") not in nesting_pairs(["inner", "outer"], [inner2, outer2])
+    reduction = factor_reduction(inner2, outer2)
+    assert not reduction.nested(0, 1)
+    assert ("inner", "outer") not in nesting_pairs(["inner", "outer"], reduction)

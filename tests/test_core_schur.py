@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import sklearn_mixed.core.problem as problem_module
+import sklearn_mixed.core.model as model_module
 from sklearn_mixed.core.cholesky import _dense_schur_complement
 from sklearn_mixed.core.deviance import conditional_covariance_blocks
 from sklearn_mixed.core.grouping import RandomTerm
+from sklearn_mixed.core.model import LinearMixedModel
 from sklearn_mixed.core.pairs import WeightedGram
-from sklearn_mixed.core.problem import MixedModelProblem
-from sklearn_mixed.core.start import _pairs_sharing_both, intercept_moment_start
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.start import intercept_moment_start, intercept_moments
 
 N_A, N_B, N_C = 300, 120, 6
 
@@ -44,14 +45,28 @@ def _crossed_design(rng, n_per=3):
     return X, y, terms
 
 
+def _intercepts(codes_list):
+    """Random intercepts on the given level codes."""
+    one = np.ones((len(codes_list[0]), 1))
+    return [
+        RandomTerm(f"f{i}", codes, np.arange(codes.max() + 1), one, ("(Intercept)",))
+        for i, codes in enumerate(codes_list)
+    ]
+
+
+def _reduce(X, y, terms):
+    """The reduction ``fit_lmm`` makes (centred on X's intercept column)."""
+    return reduce_rows(X, y, terms, intercept=intercept_column(X))
+
+
 @pytest.fixture
 def blocked(monkeypatch):
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 0)
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
 
 
 def _problem(method, seed=5):
     X, y, terms = _crossed_design(np.random.default_rng(seed))
-    problem = MixedModelProblem(X, y, terms, method)
+    problem = LinearMixedModel(_reduce(X, y, terms), terms, method=method)
     assert problem.cp.schur is not None  # the pattern path is taken
     return problem
 
@@ -89,9 +104,10 @@ def test_pattern_gradient_matches_central_differences(blocked, method, theta):
 
 def test_pattern_deviance_equals_dense_system(blocked, monkeypatch):
     blocked_problem = _problem("reml")
-    monkeypatch.setattr(problem_module, "DENSE_SIZE_LIMIT", 10**4)
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 10**4)
     X, y, terms = _crossed_design(np.random.default_rng(5))
-    dense_problem = MixedModelProblem(X, y, terms, "reml")
+    dense_problem = LinearMixedModel(_reduce(X, y, terms), terms, method="reml")
+    assert dense_problem.is_small
     for theta in ([0.8, 0.6, 0.4], [0.3, 1.7, 0.05]):
         theta = np.array(theta)
         assert blocked_problem.deviance(theta) == pytest.approx(
@@ -129,13 +145,43 @@ def test_weighted_gram_with_empty_and_unequal_columns():
     np.testing.assert_allclose(gram.quadratic_forms(np.tril(S), r), expected, atol=1e-10)
 
 
-def test_pairs_sharing_both_table_and_sort_agree():
+def _moments_from_rows(X, y, codes_list):
+    """The moment equations of :mod:`sklearn_mixed.core.start`, from the rows:
+    ``V_f`` the within-level sum of squares of the OLS residuals (``V_0`` about
+    their mean), ``E V_f = (n - m_f) sigma^2 + sum_{g != f} sigma_g^2 (n -
+    sum_{j, l} c_jl^2 / n_j)``, solved by least squares."""
+    n, F = len(y), len(codes_list)
+    r = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    A, V = np.zeros((F + 1, F + 1)), np.empty(F + 1)
+    for f, codes in enumerate(codes_list):
+        levels, level, n_j = np.unique(codes, return_inverse=True, return_counts=True)
+        means = np.bincount(level, weights=r) / n_j
+        V[f] = np.sum((r - means[level]) ** 2)
+        A[f, F] = n - levels.size
+        for g, other in enumerate(codes_list):
+            if g != f:
+                pairs = np.unique(np.column_stack([level, other]), axis=0, return_counts=True)
+                A[f, g] = n - np.sum(pairs[1] ** 2.0 / n_j[pairs[0][:, 0]])
+    V[F] = np.sum((r - r.mean()) ** 2)
+    A[F, F] = n - 1.0
+    for g, codes in enumerate(codes_list):
+        A[F, g] = n - np.sum(np.unique(codes, return_counts=True)[1] ** 2.0) / n
+    return np.linalg.lstsq(A, V, rcond=None)[0]
+
+
+def test_moment_equations_equal_a_computation_from_rows():
+    """The moments from the reduction's sums and sparse cross-tabulations (with
+    unused levels: ``c * 100``) equal the same equations evaluated on the rows,
+    with a covariate varying within the levels."""
     rng = np.random.default_rng(1)
-    f, g = rng.integers(0, 40, 500), rng.integers(0, 30, 500)
-    table = _pairs_sharing_both(f, 40, g, 30)  # 1200 cells: the table
-    sorted_ = _pairs_sharing_both(f, 40, g * 100, 3000)  # 120000 cells: the sort
-    cells = np.unique(f * 30 + g, return_counts=True)[1]
-    assert table == sorted_ == 0.5 * np.sum(cells * (cells - 1.0))
+    n = 3000
+    a, b, c = rng.integers(0, 60, n), rng.integers(0, 25, n), rng.integers(0, 8, n)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [1.0, 2.0] + rng.normal(size=60)[a] + 0.5 * rng.normal(size=25)[b]
+    y += 0.3 * rng.normal(size=8)[c] + rng.normal(size=n)
+    codes_list = [a, b, 100 * c]
+    got = intercept_moments(_reduce(X, y, _intercepts(codes_list)))
+    np.testing.assert_allclose(got, _moments_from_rows(X, y, codes_list), rtol=1e-9)
 
 
 def test_moment_start_recovers_the_variances():
@@ -146,7 +192,7 @@ def test_moment_start_recovers_the_variances():
     X = np.column_stack([np.ones(n), rng.normal(size=n)])
     y = X @ [2.0, 1.0] + 0.8 * rng.normal(size=m_a)[a] + 0.4 * rng.normal(size=m_b)[b]
     y += rng.normal(size=n)
-    theta = intercept_moment_start(X, y, [a, b], [m_a, m_b])
+    theta = intercept_moment_start(_reduce(X, y, _intercepts([a, b])))
     np.testing.assert_allclose(theta, [0.8, 0.4], rtol=0.15)
 
 
@@ -155,7 +201,8 @@ def test_moment_start_floor_and_fallback():
     n = 200
     g = rng.integers(0, 10, n)
     X = np.ones((n, 1))
+    terms = _intercepts([g])
     y = rng.normal(size=n)  # no group effect: the estimate is floored, not 0
-    theta = intercept_moment_start(X, y, [g], [10])
+    theta = intercept_moment_start(_reduce(X, y, terms))
     assert theta.shape == (1,) and theta[0] >= 0.1 - 1e-12
-    assert intercept_moment_start(X, np.full(n, 3.0), [g], [10]) is None  # exact fit
+    assert intercept_moment_start(_reduce(X, np.full(n, 3.0), terms)) is None  # exact fit

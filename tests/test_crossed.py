@@ -24,7 +24,8 @@ from sklearn_mixed import (
     _crossed,
     make_group_scorer,
 )
-from sklearn_mixed.core import RandomTerm, fit_lmm
+from sklearn_mixed.core import LinearMixedModel, RandomTerm
+from sklearn_mixed.core import iterative as core_iterative
 from sklearn_mixed.datasets import load_pastes, load_penicillin
 
 KF = KFold(5, shuffle=True, random_state=0)
@@ -62,7 +63,13 @@ def three_factors():
 
 
 # ------------------------------------------------------- estimator checks
-@parametrize_with_checks([CrossedEffectsRegressor(), CrossedEffectsRegressor(solver="exact")])
+@parametrize_with_checks(
+    [CrossedEffectsRegressor(), CrossedEffectsRegressor(solver="exact")],
+    # lme4's prior weights are precision weights, not frequency weights
+    expected_failed_checks=lambda est: {
+        "check_sample_weight_equivalence_on_dense_data": "precision weights, as lme4's"
+    },
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -305,16 +312,17 @@ class _FullResult(_RequiredResult):
 
 
 def _stub_solver(calls, full):
-    """A stand-in for ``fit_crossed_iterative``: the exact fit, in its result format."""
+    """A stand-in for ``fit_crossed_iterative``: the exact fit of the same
+    reduction, in its result format (user order)."""
 
-    def solve(X, y, codes_list, n_levels, *, method, tol, max_iter, random_state):
+    def solve(reduction, *, method, tol, max_iter, random_state):
         calls.append(dict(method=method, tol=tol, max_iter=max_iter, random_state=random_state))
-        ones = np.ones((len(y), 1))
         terms = [
-            RandomTerm(f"f{i}", codes, np.arange(m), ones, ("(Intercept)",))
-            for i, (codes, m) in enumerate(zip(codes_list, n_levels, strict=True))
-        ]
-        fit = fit_lmm(X, y, terms, method=method)
+            RandomTerm(f"f{i}", np.zeros(1, int), np.arange(t.n_levels), np.ones((1, 1)),
+                       ("(Intercept)",))
+            for i, t in enumerate(reduction.terms)
+        ]  # fmt: skip
+        fit = LinearMixedModel(reduction, terms, method=method).fit().result
         required = dict(
             beta=fit.beta,
             b=[b[:, 0] for b in fit.b],
@@ -340,7 +348,7 @@ def _stub_solver(calls, full):
 def test_iterative_adapter(monkeypatch, three_factors, full):
     X, y, groups = three_factors
     calls = []
-    monkeypatch.setattr(_crossed, "_iterative_solver", lambda: _stub_solver(calls, full))
+    monkeypatch.setattr(core_iterative, "fit_crossed_iterative", _stub_solver(calls, full))
     approx = CrossedEffectsRegressor(solver="iterative", method="ml", random_state=5)
     approx.fit(X, y, groups=groups)
     exact = CrossedEffectsRegressor(method="ml").fit(X, y, groups=groups)
@@ -370,7 +378,7 @@ def test_iterative_adapter(monkeypatch, three_factors, full):
 def test_auto_switches_to_iterative_above_threshold(monkeypatch, penicillin):
     X, y, groups = penicillin
     calls = []
-    monkeypatch.setattr(_crossed, "_iterative_solver", lambda: _stub_solver(calls, True))
+    monkeypatch.setattr(core_iterative, "fit_crossed_iterative", _stub_solver(calls, True))
     monkeypatch.setattr(_crossed, "ITERATIVE_THRESHOLD", 5)  # sample: 6 levels > 5
     model = CrossedEffectsRegressor(tol=1e-4).fit(X, y, groups=groups)
     assert model.solver_ == "iterative" and len(calls) == 1 and calls[0]["tol"] == 1e-4

@@ -25,7 +25,7 @@ import pytest
 
 from sklearn_mixed import CrossedEffectsRegressor, MixedLinearRegressor, _interpretation
 from sklearn_mixed._base import _BaseMixedRegressor
-from sklearn_mixed.core import intraclass, pooling
+from sklearn_mixed.core import RandomTerm, intraclass, pooling, reduce_rows
 from sklearn_mixed.core.pooling import per_level_least_squares, shrinkage_fraction
 from sklearn_mixed.datasets import load_pastes, load_penicillin, load_sleepstudy
 
@@ -318,12 +318,19 @@ def test_shrinkage_rejects_unknown_factors(sleep_corr, sleep):
 
 
 # ------------------------------------------------------------------ core
+def _level_fits(codes, m, z, r):
+    """Per-level least squares from the data reduction's per-level sums."""
+    term = RandomTerm("g", codes, np.arange(m), z, tuple(f"z{a}" for a in range(z.shape[1])))
+    t = reduce_rows(np.zeros((len(r), 0)), r, [term]).terms[0]
+    return per_level_least_squares(t.A, t.Zy, t.level_n), t.level_n
+
+
 def test_per_level_least_squares_equals_a_loop_of_lstsq():
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 40, 600)
     z = np.column_stack([np.ones(600), rng.normal(size=600), rng.normal(size=600)])
     r = rng.normal(size=600)
-    coef, counts = per_level_least_squares(codes, 41, z, r)
+    coef, counts = _level_fits(codes, 41, z, r)
     assert counts[40] == 0 and np.isnan(coef[40]).all()  # an empty level
     for j in range(40):
         rows = codes == j
@@ -336,7 +343,7 @@ def test_per_level_least_squares_flags_collinear_covariates():
     codes = np.array([0, 0, 0, 1, 1, 1])
     x = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0])
     z = np.column_stack([np.ones(6), x, 2 * x + 1])  # third = 2 x second + first
-    coef, _ = per_level_least_squares(codes, 2, z, np.arange(6.0))
+    coef, _ = _level_fits(codes, 2, z, np.arange(6.0))
     assert np.isnan(coef).all()
 
 

@@ -30,6 +30,7 @@ from sklearn_mixed.core.iterative_system import (
     _SchurSystem,
     _split_solution,
 )
+from sklearn_mixed.core.reduction import intercept_column, reduce_rows
 
 # Absolute tolerance on log-likelihoods: 2.5 times the Monte Carlo standard
 # error the estimator targets (0.02); the errors measured are about 0.005.
@@ -109,18 +110,32 @@ def _dense_reference(X, y, codes, levels, variances, sigma2, method, conditional
     return -0.5 * deviance, cond
 
 
-def _exact(X, y, codes, levels, method="reml"):
-    n = y.size
-    terms = [
+def _terms(codes, levels):
+    n = len(codes[0])
+    return [
         RandomTerm(f"g{i}", c, np.arange(m), np.ones((n, 1)), ("(Intercept)",))
         for i, (c, m) in enumerate(zip(codes, levels, strict=True))
     ]
-    return fit_lmm(X, y, terms, method=method)
+
+
+def _reduce(X, y, codes, levels):
+    """The data reduction the estimators make (centred on X's intercept column)."""
+    return reduce_rows(X, y, _terms(codes, levels), intercept=intercept_column(X))
+
+
+def _exact(X, y, codes, levels, method="reml"):
+    return fit_lmm(X, y, _terms(codes, levels), method=method).result
+
+
+def _iterative(X, y, codes, levels, **options):
+    """:func:`fit_crossed_iterative` on the centred reduction (its ``beta`` is that
+    of X's own columns)."""
+    return fit_crossed_iterative(_reduce(X, y, codes, levels), **options)
 
 
 def _at_fixed_variances(X, y, codes, levels, variances, sigma2, method, seed=0):
     """The iterative pieces at given variance components (no fit)."""
-    d = _Design(X, y, codes, levels)
+    d = _Design(_reduce(X, y, codes, levels))
     lam = sigma2 / np.asarray(variances, dtype=float)[d.order]
     system = _SchurSystem(d, lam, with_x=True)
     c1, cS = _full_rhs(d)
@@ -168,7 +183,7 @@ def test_log_determinant_of_the_preconditioned_system(monkeypatch):
     """log det A by deflated SLQ against the dense one, on a design where the
     probes' part (log det T beyond its control variate) is far from negligible."""
     X, y, codes, levels = _simulate(20, 20_000, (2000, 300, 200), (1.0, 1.0, 1.0))
-    design = _Design(X, y, codes, levels)
+    design = _Design(_reduce(X, y, codes, levels))
     system = _SchurSystem(design, np.ones(3))
     operator = likelihood._Preconditioned(system)
     A = operator.apply(np.eye(system.size))
@@ -273,7 +288,7 @@ def test_fit_log_likelihood_and_conditional_variances_match_exact(name):
     simulate, method = DESIGNS[name]
     X, y, codes, levels = simulate()
     exact = _exact(X, y, codes, levels, method)
-    approx = fit_crossed_iterative(X, y, codes, levels, method=method, random_state=0)
+    approx = _iterative(X, y, codes, levels, method=method, random_state=0)
     assert exact.converged and approx.converged
     # the exact criterion at the iterative variances, and the exact fit's (its maximum)
     at_theta, cond_at_theta = _dense_reference(
@@ -293,7 +308,7 @@ def test_zero_variance_component():
     """A variance at 0: its conditional variances are 0, the criterion is the exact one."""
     X, y, codes, levels = _simulate(7, 30_000, (500, 100), (0.8, 0.0))
     exact = _exact(X, y, codes, levels)
-    approx = fit_crossed_iterative(X, y, codes, levels, random_state=0)
+    approx = _iterative(X, y, codes, levels, random_state=0)
     assert approx.singular and exact.theta[1] == 0.0
     assert np.all(approx.conditional_var[1] == 0.0)
     assert abs(approx.log_likelihood - exact.log_likelihood) < LOGLIK_TOL
@@ -304,10 +319,8 @@ def test_zero_variance_component():
 
 def test_unused_levels_have_the_prior_variance():
     X, y, codes, levels = _simulate(13, 10_000, (300, 60), (0.8, 0.5))
-    compact = fit_crossed_iterative(X, y, codes, levels, random_state=0)
-    spread = fit_crossed_iterative(
-        X, y, [2 * c for c in codes], [2 * m + 1 for m in levels], random_state=0
-    )
+    compact = _iterative(X, y, codes, levels, random_state=0)
+    spread = _iterative(X, y, [2 * c for c in codes], [2 * m + 1 for m in levels], random_state=0)
     assert spread.log_likelihood == pytest.approx(compact.log_likelihood, abs=1e-6)
     for f in range(2):
         assert np.all(spread.conditional_var[f][1::2] == spread.variances[f])
@@ -319,9 +332,9 @@ def test_unused_levels_have_the_prior_variance():
 def test_log_likelihood_optional_and_seeded():
     """Without it the fit is the same; the probes follow random_state."""
     X, y, codes, levels = _simulate(11, 10_000, (300, 100), (0.8, 0.5))
-    a = fit_crossed_iterative(X, y, codes, levels, random_state=3)
-    b = fit_crossed_iterative(X, y, codes, levels, random_state=3)
-    c = fit_crossed_iterative(X, y, codes, levels, random_state=3, compute_log_likelihood=False)
+    a = _iterative(X, y, codes, levels, random_state=3)
+    b = _iterative(X, y, codes, levels, random_state=3)
+    c = _iterative(X, y, codes, levels, random_state=3, compute_log_likelihood=False)
     assert a.log_likelihood == b.log_likelihood and a.log_likelihood_se > 0.0
     assert c.log_likelihood is None and np.isnan(c.log_likelihood_se)
     np.testing.assert_array_equal(a.variances, c.variances)

@@ -27,6 +27,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_mixed import (
+    CrossedEffectsRegressor,
     MixedLinearRegressor,
     PopulationPredictionWarning,
     make_group_scorer,
@@ -84,7 +85,20 @@ def _assert_predict_got_groups(calls):
 
 
 # ------------------------------------------------------- estimator checks
-@parametrize_with_checks([MixedLinearRegressor()])
+# lme4's weights are precision weights (residual variance sigma^2 / w): a row of
+# weight 2 is not two copies of the row, as scikit-learn's frequency-weight check
+# assumes (the likelihood counts n rows, not sum(w)).
+_PRECISION_WEIGHTS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "prior (precision) weights, as lme4's, are not frequency weights"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [MixedLinearRegressor(), CrossedEffectsRegressor()],
+    expected_failed_checks=lambda est: _PRECISION_WEIGHTS,
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

@@ -27,20 +27,20 @@ penalized residual sum of squares.  For random intercepts crossed with term 1,
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 
 from .blocks import batched_cholesky, batched_lower_inverse, block_matmul, rows_times_blocks
 from .threads import all_blas_threads
 
 __all__ = [
     "BlockedFactor",
+    "augmented_cholesky",
     "EliminatedTerm",
     "block_diagonal",
     "row_block_pairs",
     "blocked_cholesky",
-    "dense_gram",
+    "fill_in_gram",
     "gram",
     "relative_factor_matrix",
 ]
@@ -66,6 +66,23 @@ class BlockedFactor:
     stages: tuple  # of EliminatedTerm, in elimination order
     L22: np.ndarray  # (q_D + p + 1, q_D + p + 1) lower triangular
     q_dense: int  # q_D, the dense random-effects columns leading L22
+
+
+def augmented_cholesky(M, overwrite=False):
+    """Lower Cholesky factor of an augmented matrix whose last row is the response's.
+
+    The response's pivot ``r^2`` (the penalized residual sum of squares) is 0
+    when the other columns fit it exactly (a constant response, say): LAPACK
+    then stops at the last pivot, with the rest of the factor complete, and
+    ``r = 0`` is set.  Raises ``numpy.linalg.LinAlgError`` when an earlier
+    pivot fails (the system itself is singular).
+    """
+    L, info = lapack.dpotrf(M, lower=1, clean=1, overwrite_a=overwrite)
+    if info == M.shape[0]:  # only the response's pivot: r^2 <= 0 by rounding
+        L[-1, -1] = 0.0
+    elif info:
+        raise np.linalg.LinAlgError(f"matrix is not positive definite (dpotrf info={info})")
+    return L
 
 
 def block_diagonal(blocks):
@@ -219,7 +236,7 @@ def _closed_stage(cp, i, T, Lambda_later, stages, row_offsets):
     return _eliminate(D, B_Z.tocsr(), B_W, k, row_scale)
 
 
-def dense_gram(cp, stage, C_D, power):
+def fill_in_gram(cp, stage, C_D, power):
     """``C_D C_D'`` (``power=1``) or ``C_D D^-1 C_D'`` (``power=2``, random intercepts,
     ``D = L^2``), from the precomputed products when the closed term has them."""
     pairs = cp.closed[0].pairs
@@ -251,7 +268,7 @@ def _dense_schur_complement(cp, Lambda_dense, stages):
         S[q:, q:] -= C_W @ C_W.T
         if q:
             C_D = stage.C_Z[stage.C_Z.shape[0] - q :]
-            S[:q, :q] -= dense_gram(cp, stage, C_D, 1)
+            S[:q, :q] -= fill_in_gram(cp, stage, C_D, 1)
             S[q:, :q] -= (C_D @ C_W.T).T
     if q:
         S[:q, q:] = S[q:, :q].T
@@ -282,5 +299,5 @@ def blocked_cholesky(cp, T_closed, Lambda_dense):
         L22 = cp.schur.factor(stages[0], lam, cp.WZd, cp.WW)
     else:
         S = _dense_schur_complement(cp, Lambda_dense, stages)
-        L22 = la.cholesky(S, lower=True, check_finite=False)
+        L22 = augmented_cholesky(S, overwrite=True)
     return BlockedFactor(stages=tuple(stages), L22=L22, q_dense=cp.q_dense)

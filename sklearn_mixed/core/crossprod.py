@@ -1,10 +1,11 @@
-"""The cross-products of Henderson's mixed-model equations, computed once.
+"""The blocked layout of the cross-products, for the blocked Cholesky factor.
 
 The random-effects terms are split into *closed* terms ``Z_1, ..., Z_r``,
 eliminated level by level in closed form (the term with the most levels, then
 terms in which all earlier closed terms are nested), and *dense* terms
 ``Z_D``; ``W = [X, y]``.  The penalized least squares system of Bates et al.
-(2015, eq. 17-18), augmented with ``y``, only needs::
+(2015, eq. 17-18), augmented with ``y``, only needs (all weighted by the prior
+weights, from the one data reduction :mod:`.reduction`)::
 
     Z_i'Z_i              block diagonal: one k_i x k_i block per level
     [Z_{i+1..r}, Z_D]'Z_i  sparse: the later random-effects columns against Z_i
@@ -13,8 +14,8 @@ terms in which all earlier closed terms are nested), and *dense* terms
     W'Z_D                dense  (p + 1 x q_D)
     W'W                  dense  (p + 1 x p + 1)
 
-After this single pass over the data, one evaluation of the profiled deviance
-costs nothing in ``n``.
+This module only rearranges a :class:`~.reduction.Reduction` into that
+layout: it reads no rows.
 """
 
 from dataclasses import dataclass
@@ -22,12 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .grouping import term_model_matrix
+from .cholesky import block_diagonal
 from .pairs import PAIR_LIMIT, WeightedGram
 from .schur import CrossedSchur
-from .threads import single_blas_thread
 
-__all__ = ["ClosedBlock", "CrossProducts", "cross_products"]
+__all__ = ["ClosedBlock", "CrossProducts", "blocked_cross_products"]
 
 
 @dataclass(frozen=True)
@@ -66,32 +66,19 @@ class CrossProducts:
         return self.ZdZd.shape[0]
 
 
-def _block_diagonal_gram(term):
-    """Per-level Gram matrices sum_{i in level j} z_i z_i' as (m, k, k)."""
-    m, k = term.n_levels, term.n_coef
-    z = term.covariates
-    A = np.empty((m, k, k))
-    for a in range(k):
-        for b in range(a, k):
-            A[:, a, b] = np.bincount(term.codes, weights=z[:, a] * z[:, b], minlength=m)
-            A[:, b, a] = A[:, a, b]
-    return A
-
-
-def data_gram(X, y):
-    """``W'W`` for ``W = [X, y]``, without forming ``W`` (no copy of X)."""
-    p = X.shape[1]
+def data_gram(reduction):
+    """``W'W`` for ``W = [X, y]`` (weighted, centred)."""
+    p = reduction.p
     WW = np.empty((p + 1, p + 1))
-    WW[:p, :p] = X.T @ X
-    WW[:p, p] = WW[p, :p] = X.T @ y
-    WW[p, p] = y @ y
+    WW[:p, :p] = reduction.XX
+    WW[:p, p] = WW[p, :p] = reduction.Xy
+    WW[p, p] = reduction.yy
     return WW
 
 
-def _cross_with_data(Z, X, y):
-    """``W'Z`` for ``W = [X, y]`` ((p + 1) x columns of Z), without forming ``W``."""
-    Zt = Z.T.tocsr()
-    return np.vstack([np.asarray(Zt @ X).T, np.asarray(Zt @ y)[None, :]])
+def _cross_with_data(t):
+    """``W'Z`` of one term, ``(p + 1, m, k)``: X's rows, then y's."""
+    return np.concatenate([np.moveaxis(t.ZX, 2, 0), t.Zy[None]], axis=0)
 
 
 def _weighted_gram(later_Z):
@@ -109,53 +96,67 @@ def _weighted_gram(later_Z):
     return WeightedGram(later_Z)
 
 
-def _hstack(matrices, n):
-    if not matrices:
-        return sp.csr_matrix((n, 0))
-    return sp.hstack(matrices, format="csr")
+def _stack(blocks, n_cols):
+    if not blocks:
+        return sp.csr_matrix((0, n_cols))
+    return sp.vstack(blocks, format="csr")
 
 
-def cross_products(X, y, closed_terms, dense_terms=()):
-    """Cross-products for closed terms (in elimination order) and dense terms.
+def dense_terms_gram(reduction, dense):
+    """``Z_D'Z_D`` (sparse CSR) of the dense terms, in the order given."""
+    sizes = [reduction.terms[f].n_levels * reduction.terms[f].n_coef for f in dense]
+    if not dense:
+        return sp.csr_matrix((0, 0))
+    grid = [[None] * len(dense) for _ in dense]
+    for a, f in enumerate(dense):
+        grid[a][a] = block_diagonal(reduction.terms[f].A)
+        for b in range(a + 1, len(dense)):
+            grid[a][b] = reduction.pair(f, dense[b])
+            grid[b][a] = grid[a][b].T
+    for a, size in enumerate(sizes):
+        grid[a][a] = grid[a][a] if grid[a][a].shape[0] else sp.csr_matrix((size, size))
+    return sp.bmat(grid, format="csr")
+
+
+def blocked_cross_products(reduction, closed, dense):
+    """:class:`CrossProducts` of closed terms (in elimination order) and dense terms.
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
-        Fixed-effects model matrix.
-    y : ndarray of shape (n,)
-    closed_terms : sequence of RandomTerm
-        At least one; each must have all earlier closed terms nested in it.
-    dense_terms : sequence of RandomTerm
+    reduction : Reduction
+    closed : sequence of int
+        At least one term index; each must have all earlier closed terms nested in it.
+    dense : sequence of int
     """
-    with single_blas_thread():  # small level-2 products: threads would only wait
-        return _cross_products(X, y, closed_terms, dense_terms)
-
-
-def _cross_products(X, y, closed_terms, dense_terms):
-    n, p = X.shape
-    Z_closed = [term_model_matrix(t) for t in closed_terms]
-    Z_dense = _hstack([term_model_matrix(t) for t in dense_terms], n)
+    p = reduction.p
     blocks = []
-    for i, (term, Z) in enumerate(zip(closed_terms, Z_closed, strict=True)):
-        later = _hstack(Z_closed[i + 1 :] + [Z_dense], n)
-        later_Z = (later.T.tocsr() @ Z).tocsr()
-        single_intercept = len(closed_terms) == 1 and term.n_coef == 1
+    for i, f in enumerate(closed):
+        t = reduction.terms[f]
+        later = list(closed[i + 1 :]) + list(dense)
+        later_Z = _stack([reduction.pair(g, f) for g in later], t.n_levels * t.n_coef)
+        single_intercept = len(closed) == 1 and t.n_coef == 1
         blocks.append(
             ClosedBlock(
-                A=_block_diagonal_gram(term),
-                WZ=_cross_with_data(Z, X, y).reshape(p + 1, term.n_levels, term.n_coef),
+                A=t.A,
+                WZ=_cross_with_data(t),
                 later_Z=later_Z,
                 pairs=_weighted_gram(later_Z) if single_intercept else None,
             )
         )
-    ZdZd = Z_dense.T.tocsr() @ Z_dense
+    ZdZd = dense_terms_gram(reduction, list(dense))
+    if dense:
+        WZd = np.concatenate(
+            [_cross_with_data(reduction.terms[f]).reshape(p + 1, -1) for f in dense], axis=1
+        )
+    else:
+        WZd = np.zeros((p + 1, 0))
     pairs = blocks[0].pairs
     return CrossProducts(
-        n=n,
+        n=reduction.n,
         p=p,
         closed=tuple(blocks),
         ZdZd=ZdZd.toarray(),
-        WZd=_cross_with_data(Z_dense, X, y),
-        WW=data_gram(X, y),
+        WZd=WZd,
+        WW=data_gram(reduction),
         schur=CrossedSchur(pairs, ZdZd, p + 1) if pairs is not None else None,
     )

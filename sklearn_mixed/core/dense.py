@@ -24,14 +24,12 @@ gradient with respect to its ``T``.  At the optimum the same factor
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.linalg import blas, lapack
+from scipy.linalg import lapack
 
 from .blocks import blockwise_outer
-from .crossprod import data_gram
-from .grouping import term_model_matrix
+from .cholesky import augmented_cholesky
 
-__all__ = ["DENSE_SIZE_LIMIT", "DenseDeviance", "DenseSolution", "dense_gram"]
+__all__ = ["DENSE_SIZE_LIMIT", "DenseDeviance", "DenseSolution", "augmented_gram"]
 
 # Largest q + p + 1 for which the dense system is used.  Each evaluation
 # costs about 1.7 (q + p + 1)^3 flops (Cholesky, triangular inverse, syrk);
@@ -39,29 +37,33 @@ __all__ = ["DENSE_SIZE_LIMIT", "DenseDeviance", "DenseSolution", "dense_gram"]
 # its size, so beyond ~150 (hsb82: 323) it wins.
 DENSE_SIZE_LIMIT = 150
 
-# Largest n (q + p + 1) for which [Z, X, y] is formed as a dense array.
-_DENSE_DESIGN_LIMIT = 2_000_000
 
+def augmented_gram(reduction):
+    """``G = [Z, X, y]'W[Z, X, y]`` from a :class:`~.reduction.Reduction`.
 
-def dense_gram(X, y, terms):
-    """``G = [Z, X, y]'[Z, X, y]``, the columns of Z in ``terms`` order."""
-    n, p = X.shape
-    q = sum(t.n_columns for t in terms)
-    if n * (q + p + 1) > _DENSE_DESIGN_LIMIT:  # long data: Z stays sparse
-        Zt = sp.hstack([term_model_matrix(t) for t in terms], format="csr").T.tocsr()
-        ZtW = np.column_stack([np.asarray(Zt @ X), np.asarray(Zt @ y)])
-        return np.block([[(Zt @ Zt.T).toarray(), ZtW], [ZtW.T, data_gram(X, y)]])
-    W = np.zeros((n, q + p + 1))
-    rows, start = np.arange(n), 0
-    for t in terms:
-        k = t.n_coef
-        for a in range(k):  # column j k + a of the term holds covariate a in level j
-            W[rows, start + t.codes * k + a] = t.covariates[:, a]
-        start += t.n_columns
-    W[:, q : q + p] = X
-    W[:, -1] = y
-    G = blas.dsyrk(1.0, W, trans=1, lower=1)
-    return G + np.tril(G, -1).T
+    The columns of ``Z`` come term after term, each term's level by level
+    (``k`` columns per level).
+    """
+    sizes = [t.n_levels * t.n_coef for t in reduction.terms]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    q, p = int(starts[-1]), reduction.p
+    G = np.zeros((q + p + 1, q + p + 1))
+    for f, t in enumerate(reduction.terms):
+        m, k = t.n_levels, t.n_coef
+        span = slice(starts[f], starts[f + 1])
+        square = G[span, span].reshape(m, k, m, k)
+        square[np.arange(m), :, np.arange(m), :] = t.A  # one k x k block per level
+        G[q : q + p, span] = t.ZX.reshape(m * k, p).T
+        G[-1, span] = t.Zy.ravel()
+        for g in range(f + 1, len(reduction.terms)):
+            block = reduction.pairs[(f, g)].toarray()
+            G[span, starts[g] : starts[g + 1]] = block
+            G[starts[g] : starts[g + 1], span] = block.T
+    G[:q, q:] = G[q:, :q].T
+    G[q : q + p, q : q + p] = reduction.XX
+    G[q : q + p, -1] = G[-1, q : q + p] = reduction.Xy
+    G[-1, -1] = reduction.yy
+    return G
 
 
 @dataclass(frozen=True)
@@ -86,25 +88,24 @@ class DenseDeviance:
     Parameters
     ----------
     G : ndarray of shape (q + p + 1, q + p + 1)
-        ``[Z, X, y]'[Z, X, y]``, the random-effects columns in ``terms`` order.
+        ``[Z, X, y]'W[Z, X, y]`` (:func:`augmented_gram`).
     term_sizes : list of (m, k)
         Levels and coefficients per term, in the order of ``Z``'s columns.
-    n, p : int
-    method : {"reml", "ml"}
+    criterion : Criterion
+        REML or ML, profiled or at a known sigma.
     """
 
-    def __init__(self, G, term_sizes, n, p, method):
+    def __init__(self, G, term_sizes, criterion):
         self.G = G
-        self.n, self.p = n, p
+        self.criterion = criterion
+        self.p = criterion.p
         self.term_sizes = list(term_sizes)
         size = G.shape[0]
-        self.q = size - p - 1
+        self.q = size - self.p - 1
+        # the deviance is sum_i weights_i log L_ii^2 + (terms in r^2 alone)
         self.weights = np.ones(size)
-        if method == "ml":
-            self.weights[self.q : self.q + p] = 0.0
-        self.nu = n - p if method == "reml" else n
-        self.weights[-1] = self.nu
-        self.sqrt_weights = np.sqrt(self.weights)
+        if not criterion.reml:
+            self.weights[self.q : self.q + self.p] = 0.0
         self._diagonal = np.diag_indices(size)
         self._J = np.zeros(size)
         self._J[: self.q] = 1.0
@@ -131,20 +132,21 @@ class DenseDeviance:
         GL = self.times_relative_factor(self.G, T_blocks)
         M = self.times_relative_factor(GL.T, T_blocks)  # Lambda~' G Lambda~, G symmetric
         M[self._diagonal] += self._J
-        L, info = lapack.dpotrf(M, lower=1, clean=1, overwrite_a=1)
-        if info:
-            raise np.linalg.LinAlgError(f"M is not positive definite (dpotrf info={info})")
-        return GL, L
+        return GL, augmented_cholesky(M, overwrite=True)
 
     def deviance(self, T_blocks):
         _, L = self.factor(T_blocks)
         return self._deviance(L)
 
-    def _deviance(self, L):
+    def log_determinants(self, L):
+        """``(log|L_Z|^2, log|L_X|^2, r^2)`` of the dense factor."""
         diag = np.diagonal(L)
-        pwrss = diag[-1] ** 2
-        value = 2.0 * (self.weights[:-1] @ np.log(diag[:-1]))
-        return value + self.nu * (1.0 + np.log(2.0 * np.pi * pwrss / self.nu))
+        q = self.q
+        logdet_Z = 2.0 * np.log(diag[:q]).sum()
+        return logdet_Z, 2.0 * np.log(diag[q:-1]).sum(), diag[-1] ** 2
+
+    def _deviance(self, L):
+        return self.criterion.value(*self.log_determinants(L))
 
     def value_and_gradient(self, T_blocks):
         """Deviance and ``dd/dT`` per term."""
@@ -152,7 +154,9 @@ class DenseDeviance:
         L_inv, info = lapack.dtrtri(L, lower=1)
         if info:
             raise np.linalg.LinAlgError(f"singular factor (dtrtri info={info})")
-        root = self.sqrt_weights[:, None] * L_inv
+        weights = self.weights.copy()
+        weights[-1] = self.criterion.response_weight(L[-1, -1] ** 2)
+        root = np.sqrt(weights)[:, None] * L_inv
         M_bar = root.T @ root  # L^-T W L^-1, symmetric
         # dd/dT = sum over levels j of the (j, j) blocks of 2 G Lambda~ Mbar:
         # 2 sum_j sum_s (G Lambda~)[j k + a, s] Mbar[j k + b, s]  (Mbar symmetric)
@@ -170,7 +174,7 @@ class DenseDeviance:
         q = self.q
         # [u; beta] = L_11^-T c, c the last row of L
         v, _ = lapack.dtrtrs(L[:-1, :-1], L[-1, :-1], lower=1, trans=1)
-        sigma2 = L[-1, -1] ** 2 / self.nu
+        sigma2 = self.criterion.sigma2(L[-1, -1] ** 2)
         L_inv, _ = lapack.dtrtri(L[:-1, :-1], lower=1)
         L_X_inv = L_inv[q:, q:]  # the inverse of a triangular factor's trailing block
         L_Z_inv = L_inv[:q, :q]

@@ -5,14 +5,22 @@ random-effects part, ``L_X`` its fixed-effects part and ``r^2`` the penalized
 residual sum of squares, ``sigma^2`` profiled out (Bates et al. 2015, eq. 34
 and 41)::
 
-    ML:   d(theta)   = log|L_Z|^2 + n (1 + log(2 pi r^2 / n))
+    ML:   d(theta)   = log|L_Z|^2 + n (1 + log(2 pi r^2 / n)) - log|W|
     REML: d_R(theta) = log|L_Z|^2 + log|L_X|^2
-                       + (n - p) (1 + log(2 pi r^2 / (n - p)))
+                       + (n - p) (1 + log(2 pi r^2 / (n - p))) - log|W|
+
+(``log|W| = sum log w_i`` for prior weights, whose products are in the
+factor).  At a known residual standard deviation ``sigma`` (MixedModels.jl's
+``sigma=``, meta-analysis) nothing is profiled: ``nu (1 + log(2 pi r^2 / nu))``
+becomes ``r^2 / sigma^2 + nu log(2 pi sigma^2)`` with ``nu = n`` (ML) or
+``n - p`` (REML).  :class:`Criterion` holds which of these a fit uses.
 
 The same factor gives ``beta`` and the spherical modes ``u`` by back
 substitution, ``b = Lambda u`` (the BLUPs), ``Var(beta) = sigma^2 (L_X L_X')^-1``
 and the conditional variances ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^-1 Lambda'``.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as la
@@ -23,6 +31,7 @@ from .blocks import blockwise_outer
 from .cholesky import block_diagonal
 
 __all__ = [
+    "Criterion",
     "conditional_covariance_blocks",
     "fixed_effects_covariance",
     "log_determinants",
@@ -43,20 +52,62 @@ def log_determinants(factor, p):
     return logdet_Z, logdet_X, d22[-1] ** 2
 
 
-def profiled_deviance(factor, n, p, method):
-    """-2 log-likelihood (ML) or -2 REML criterion, profiled over beta and sigma."""
-    logdet_Z, logdet_X, pwrss = log_determinants(factor, p)
-    with np.errstate(divide="ignore"):  # an exact fit (r = 0) has deviance -inf
-        if method == "ml":
-            return logdet_Z + n * (1.0 + np.log(2.0 * np.pi * pwrss / n))
-        dof = n - p
-        return logdet_Z + logdet_X + dof * (1.0 + np.log(2.0 * np.pi * pwrss / dof))
+@dataclass(frozen=True)
+class Criterion:
+    """The deviance a fit minimizes: REML or ML, sigma profiled out or known.
+
+    Attributes
+    ----------
+    n, p : int
+        Observations (positive weights) and fixed effects.
+    reml : bool
+    sum_log_w : float
+        ``log|W|``, 0 without prior weights.
+    fixed_sigma : float or None
+        A known residual standard deviation; None profiles sigma out.
+    """
+
+    n: int
+    p: int
+    reml: bool
+    sum_log_w: float = 0.0
+    fixed_sigma: float | None = None
+
+    @property
+    def dof(self):
+        """``n - p`` (REML) or ``n`` (ML)."""
+        return self.n - self.p if self.reml else self.n
+
+    def value(self, logdet_Z, logdet_X, pwrss):
+        """The deviance from the factor's log-determinants and ``r^2``."""
+        value = logdet_Z - self.sum_log_w
+        if self.reml:
+            value += logdet_X
+        nu = self.dof
+        with np.errstate(divide="ignore"):  # an exact fit (r = 0) has deviance -inf
+            if self.fixed_sigma is None:
+                return value + nu * (1.0 + np.log(2.0 * np.pi * pwrss / nu))
+            s2 = self.fixed_sigma**2
+            return value + pwrss / s2 + nu * np.log(2.0 * np.pi * s2)
+
+    def response_weight(self, pwrss):
+        """``c`` with ``d(deviance) = d(c log r^2)`` at this ``r^2`` (for adjoints)."""
+        return self.dof if self.fixed_sigma is None else pwrss / self.fixed_sigma**2
+
+    def sigma2(self, pwrss):
+        """``sigma^2``: ``r^2 / nu``, or the known value."""
+        return pwrss / self.dof if self.fixed_sigma is None else self.fixed_sigma**2
 
 
-def residual_variance(factor, n, p, method):
-    """sigma^2 = r^2 / n (ML) or r^2 / (n - p) (REML)."""
-    pwrss = factor.L22[-1, -1] ** 2
-    return pwrss / (n if method == "ml" else n - p)
+def profiled_deviance(factor, criterion):
+    """The deviance of ``criterion`` (-2 log-likelihood or -2 REML criterion)."""
+    logdet_Z, logdet_X, pwrss = log_determinants(factor, criterion.p)
+    return criterion.value(logdet_Z, logdet_X, pwrss)
+
+
+def residual_variance(factor, criterion):
+    """sigma^2 = r^2 / n (ML) or r^2 / (n - p) (REML), or the known value."""
+    return criterion.sigma2(factor.L22[-1, -1] ** 2)
 
 
 def solve_coefficients(factor, p):
@@ -109,7 +160,7 @@ def _column_pairs(G, k):
     return out
 
 
-def _rows_of(factor, h, s):
+def later_rows(factor, h, s):
     """Rows of closed term ``s`` (the dense terms when ``s`` is past the last
     closed term) in stage ``h``'s ``C_Z``, laid out as [closed h+1..r, dense]."""
     C = factor.stages[h].C_Z
@@ -130,9 +181,9 @@ def _inverse_factor_columns(factor, i, L_D_inv):
     stages = factor.stages
     pieces = [block_diagonal(stages[i].L_inv)]
     for s in range(i + 1, len(stages) + 1):
-        acc = _rows_of(factor, i, s) @ pieces[0]
+        acc = later_rows(factor, i, s) @ pieces[0]
         for h in range(i + 1, s):
-            acc = acc + _rows_of(factor, h, s) @ pieces[h - i]
+            acc = acc + later_rows(factor, h, s) @ pieces[h - i]
         if s < len(stages):
             pieces.append(-(block_diagonal(stages[s].L_inv) @ acc))
         else:

@@ -6,8 +6,11 @@ The deviance depends on theta only through the blocked factor of ``M(theta)``
     d = 2 sum_j log diag L11[j] + 2 sum_{i in D} log L22[i, i] + nu log L22[-1, -1]^2
 
 (``D``: the rows of the other terms, and for REML those of X; ``nu = n`` for
-ML, ``n - p`` for REML).  Reverse-mode differentiation walks the factorization
-backwards, at the cost of about one more factorization:
+ML, ``n - p`` for REML; at a known residual standard deviation ``sigma`` the
+last term is ``r^2 / sigma^2``, whose derivative is that of ``nu log r^2``
+with ``nu = r^2 / sigma^2``: :meth:`.deviance.Criterion.response_weight`).
+Reverse-mode differentiation walks the factorization backwards, at the cost of
+about one more factorization:
 
 1. ``L22 = chol(S)``: ``L22bar`` is diagonal, so ``Sbar = L22^-T P L22^-1`` with
    ``P = diag(1 on D, nu on the last row)`` (Murray 2016, the Cholesky adjoint).
@@ -27,7 +30,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .blocks import block_matmul, blockwise_outer, rows_times_blocks
-from .cholesky import dense_gram, row_block_pairs
+from .cholesky import fill_in_gram, row_block_pairs
 
 __all__ = ["intercept_gradients", "relative_factor_gradients"]
 
@@ -110,7 +113,7 @@ def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
     return T1_bar
 
 
-def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1, method):
+def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1, criterion):
     """Gradient of the profiled deviance with respect to each term's ``T``.
 
     Parameters
@@ -126,7 +129,8 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
         Levels and coefficients of the other terms.
     Lambda1_Z2Z1 : tuple of sparse matrices
         ``(G, H) = (Lambda2' Z2'Z1, Z2'Z1 Lambda1)``.
-    method : {"reml", "ml"}
+    criterion : Criterion
+        REML or ML, profiled or at a known sigma.
 
     Returns
     -------
@@ -134,11 +138,11 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
         ``dd/dT`` per term, term 1 first (full matrices; the caller keeps the
         free elements).
     """
-    n, p, q2 = cp.n, cp.p, cp.q_dense
+    p, q2 = cp.p, cp.q_dense
     stage = factor.stages[0]
     m1, k1 = stage.L.shape[:2]
-    reml = method == "reml"
-    S_bar = _schur_adjoint(factor, q2, p, n - p if reml else n, reml)
+    nu = criterion.response_weight(factor.L22[-1, -1] ** 2)
+    S_bar = _schur_adjoint(factor, q2, p, nu, criterion.reml)
     C_W = stage.C_W
     Cbar_W = -2.0 * (S_bar[q2:, q2:] @ C_W)
     Cbar_Z = None
@@ -168,7 +172,7 @@ def relative_factor_gradients(cp, factor, T1, Lambda2, rest_sizes, Lambda1_Z2Z1,
     return grads
 
 
-def intercept_gradients(cp, factor, thetas, dense_sizes, method):
+def intercept_gradients(cp, factor, thetas, dense_sizes, criterion):
     """Gradient for random intercepts only (k = 1 everywhere), by traces.
 
     For a scalar ``theta_f``, ``dM/dtheta_f = (P_f (M - J) + (M - J) P_f) /
@@ -194,11 +198,11 @@ def intercept_gradients(cp, factor, thetas, dense_sizes, method):
     stage = factor.stages[0]
     D = stage.L[:, 0, 0] ** 2
     if cp.schur is not None and stage.row_scale is not None:
-        reml = method == "reml"
-        weight = _deviance_weights(factor.L22.shape[0], cp.q_dense, cp.p, _nu(cp, method), reml)
+        nu = criterion.response_weight(factor.L22[-1, -1] ** 2)
+        weight = _deviance_weights(factor.L22.shape[0], cp.q_dense, cp.p, nu, criterion.reml)
         diag_S, trace = cp.schur.adjoint_traces(stage, factor.L22, weight)
     else:
-        diag_S, trace = _dense_adjoint_traces(cp, factor, method)
+        diag_S, trace = _dense_adjoint_traces(cp, factor, criterion)
     diag_inverse = [np.sum(1.0 / D) + trace]
     start = 0
     for m in dense_sizes:
@@ -211,21 +215,18 @@ def intercept_gradients(cp, factor, thetas, dense_sizes, method):
     ]
 
 
-def _nu(cp, method):
-    return cp.n - cp.p if method == "reml" else cp.n
-
-
-def _dense_adjoint_traces(cp, factor, method):
+def _dense_adjoint_traces(cp, factor, criterion):
     """``diag(Sbar)`` and ``tr(Sbar K)``, ``K = C D^-1 C'``, from the full ``Sbar``."""
     p, q2 = cp.p, cp.q_dense
     stage = factor.stages[0]
-    S_bar = _schur_adjoint(factor, q2, p, _nu(cp, method), method == "reml")
+    nu = criterion.response_weight(factor.L22[-1, -1] ** 2)
+    S_bar = _schur_adjoint(factor, q2, p, nu, criterion.reml)
     # K over the rows of the dense factors, X and y
     scale = 1.0 / stage.L[:, 0, 0]
     C_W = stage.C_W * scale[None, :]
     trace = np.sum(S_bar[q2:, q2:] * (C_W @ C_W.T))
     if q2:
-        trace += np.sum(S_bar[:q2, :q2] * dense_gram(cp, stage, stage.C_Z, 2))
+        trace += np.sum(S_bar[:q2, :q2] * fill_in_gram(cp, stage, stage.C_Z, 2))
         # C_W D^-1 C_Z' with C_W already scaled by D^-1/2
         trace += 2.0 * np.sum(S_bar[q2:, :q2] * (stage.C_Z @ (C_W * scale[None, :]).T).T)
     return np.diag(S_bar), trace

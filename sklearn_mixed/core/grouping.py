@@ -9,10 +9,12 @@ level (a random intercept, then random slopes).  For observation ``i`` in level
 Everything here works on plain arrays: no pandas, no scikit-learn.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+
+from .structures import CovarianceStructure, make_structure
 
 __all__ = [
     "RandomTerm",
@@ -36,11 +38,13 @@ class RandomTerm:
     levels : ndarray of shape (m,)
         Level labels, in the order of the codes.
     covariates : ndarray of shape (n, k)
-        Column ``0`` is the intercept (ones); the other columns are the slopes.
+        The covariates whose coefficients vary by level: a column of ones
+        for a random intercept, any columns for slopes.
     covariate_names : tuple of str
-        Names of the ``k`` covariate columns, ``"(Intercept)"`` first.
-    structure : {"unstructured", "diagonal"}
-        Form of the ``k x k`` covariance of the term's random effects.
+        Names of the ``k`` covariate columns (``"(Intercept)"`` for ones).
+    structure : CovarianceStructure or str, default="unstructured"
+        Form of the ``k x k`` covariance of the term's random effects
+        (:mod:`.structures`; a name is turned into the structure).
     """
 
     name: str
@@ -48,7 +52,15 @@ class RandomTerm:
     levels: np.ndarray
     covariates: np.ndarray
     covariate_names: tuple
-    structure: str = "unstructured"
+    structure: CovarianceStructure | str = "unstructured"
+
+    def __post_init__(self):
+        if not isinstance(self.structure, CovarianceStructure):
+            object.__setattr__(self, "structure", make_structure(self.structure, self.n_coef))
+
+    def subset(self, rows):
+        """The term on the rows selected by ``rows`` (same levels and codes)."""
+        return replace(self, codes=self.codes[rows], covariates=self.covariates[rows])
 
     @property
     def n_levels(self):
@@ -118,17 +130,19 @@ def is_nested_in(inner_codes, outer_codes):
     return bool(np.all(first_outer[inner_codes] == outer_codes))
 
 
-def nesting_pairs(names, codes_list):
+def nesting_pairs(names, reduction):
     """Pairs ``(inner, outer)`` of factor names where inner is nested in outer.
 
-    A factor is only reported as nested in another with strictly fewer levels
-    (two factors with identical partitions are aliases, not nested).
+    From the level cross-tabulations of a :class:`~.reduction.Reduction`
+    (term ``i`` is ``names[i]``).  A factor is only reported as nested in
+    another with strictly fewer levels (two factors with identical partitions
+    are aliases, not nested).
     """
-    n_levels = [int(c.max()) + 1 for c in codes_list]
+    n_levels = [int(np.count_nonzero(t.level_n)) for t in reduction.terms]
     pairs = []
-    for i, inner in enumerate(codes_list):
-        for j, outer in enumerate(codes_list):
-            if i != j and n_levels[i] > n_levels[j] and is_nested_in(inner, outer):
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i != j and n_levels[i] > n_levels[j] and reduction.nested(i, j):
                 pairs.append((names[i], names[j]))
     return pairs
 

@@ -22,33 +22,23 @@ Plain arrays only: no pandas, no scikit-learn.
 
 import numpy as np
 
-from .grouping import is_nested_in
-
 __all__ = ["containing_factors", "intraclass_correlations"]
 
 
-def containing_factors(codes_list):
+def containing_factors(reduction):
     """``contains[f, g]``: sharing a level of ``f`` implies sharing one of ``g``.
 
     True when ``f``'s partition of the rows refines ``g``'s (``f`` is nested
     in ``g``, or ``f`` and ``g`` group the rows identically), and on the
-    diagonal.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> batch = np.array([0, 0, 1, 1])
-    >>> cask = np.array([0, 1, 2, 3])
-    >>> containing_factors([batch, cask])
-    array([[ True, False],
-           [ True,  True]])
+    diagonal; from the level cross-tabulations of a
+    :class:`~.reduction.Reduction`.
     """
-    m = len(codes_list)
+    m = len(reduction.terms)
     contains = np.eye(m, dtype=bool)
     for f in range(m):
         for g in range(m):
             if f != g:
-                contains[f, g] = is_nested_in(codes_list[f], codes_list[g])
+                contains[f, g] = reduction.nested(f, g)
     return contains
 
 

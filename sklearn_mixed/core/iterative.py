@@ -133,10 +133,15 @@ from .iterative_traces import (
     _TraceEstimator,
 )
 
-__all__ = ["IterativeFit", "fit_crossed_iterative", "solve_mixed_model_equations"]
+__all__ = [
+    "IterativeFit",
+    "fit_crossed_iterative",
+    "fit_iterative_model",
+    "solve_mixed_model_equations",
+]
 
 _INITIAL_PROBES = 8  # per factor; doubled while the Monte Carlo error is too large
-_SCORE_TOL = 1e-10  # CG tolerance of the solution at theta (||b||^2 enters the score)
+_SCORE_TOL = 1e-10  # CG tolerance of the solution (||b||^2 enters the score)
 _PROBE_TOL = 1e-4  # probes: the quadratic forms' error is quadratic in the residual
 _BASIS_TOL = 1e-4  # deflation directions: variational forms or control-variate weights
 _AI_TOL = 1e-3  # the average information only steers Newton's steps
@@ -150,10 +155,7 @@ _ZERO_RATIO = 1e-10  # sigma_f^2 / sigma^2 below this (and falling): a zero vari
 
 
 def fit_crossed_iterative(
-    X,
-    y,
-    codes_list,
-    n_levels=None,
+    reduction,
     *,
     method="reml",
     tol=1e-4,
@@ -175,14 +177,11 @@ def fit_crossed_iterative(
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
-        Fixed-effects model matrix, full column rank (intercept included).
-    y : ndarray of shape (n,)
-    codes_list : list of F integer arrays of shape (n,)
-        Level code of each observation per grouping factor.
-    n_levels : list of int, optional
-        Levels per factor (default ``max(codes) + 1``); levels without
-        observations get a conditional mode of 0.
+    reduction : Reduction
+        The data reduction (:mod:`.reduction`) of a model whose terms are all
+        random intercepts, with full-rank fixed columns; levels without
+        observations get a conditional mode of 0.  The fixed effects (and
+        their covariance) are those of its columns as given, not centred.
     method : {"reml", "ml"}
     tol : float
         Convergence: largest Newton step on the log variances.
@@ -212,7 +211,9 @@ def fit_crossed_iterative(
     if method not in ("reml", "ml"):
         raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
     t0 = time.perf_counter()
-    d = _Design(X, y, codes_list, n_levels)
+    d = _Design(reduction)
+    if d.n <= d.p:
+        raise ValueError("more fixed effects than observations")
     rng = np.random.default_rng(random_state)
     run = _Run(
         d=d,
@@ -231,12 +232,12 @@ def fit_crossed_iterative(
             compute_log_likelihood=compute_log_likelihood,
         ),
     )
-    state = _start(d, start, n_probes)
+    state = _start(reduction, d, start, n_probes)
     for n_iter in range(1, max_iter + 1):
         state.n_iter = n_iter
         if _iterate(run, state):
             break
-    return _finish(run, state, t0)
+    return _finish(run, state, t0, reduction)
 
 
 @dataclass
@@ -295,23 +296,23 @@ class _State:
     history: list = field(default_factory=list)
 
 
-def _start(d, start, n_probes):
+def _start(reduction, d, start, n_probes):
     """Initial state: the moment estimates (or ``start``) and the first probes."""
     F = d.F
     if start is None:
-        theta = _moment_start(d)
+        variances = _moment_start(reduction, d)
     else:
         start = np.asarray(start, dtype=float)
         if start.shape != (F + 1,) or np.any(start <= 0):
             raise ValueError(f"start must hold {F + 1} positive variances")
-        theta = np.concatenate([start[:F][d.order], start[F:]])
+        variances = np.concatenate([start[:F][d.order], start[F:]])
     counts = np.full(F, _INITIAL_PROBES if n_probes is None else int(n_probes))
     return _State(
-        psi=np.log(theta),
+        psi=np.log(variances),
         counts=counts,
         exact=np.array([d.m[f] <= counts[f] for f in range(F)]),
         frozen=np.zeros(F, dtype=bool),
-        start=theta.copy(),
+        start=variances.copy(),
         mc_se=np.full(F + 1, np.inf),
     )
 
@@ -319,24 +320,24 @@ def _start(d, start, n_probes):
 def _iterate(run, st):
     """One average-information Newton iteration; True when the fit has converged."""
     d, F = run.d, run.d.F
-    theta = np.exp(st.psi)
-    lam = theta[F] / theta[:F]
+    variances = np.exp(st.psi)
+    lam = variances[F] / variances[:F]
     sysX = _SchurSystem(d, lam, with_x=True)
     b, ee = _solution_at(run, st, sysX)
     # traces (ML: of Z'Z + Lambda alone) and the average information
     sysT = sysX if run.options.method == "reml" else _SchurSystem(d, lam, with_x=False)
-    tau, tau_se = _traces_and_information(run, st, sysX, sysT, (b, ee, theta, lam))
+    tau, tau_se = _traces_and_information(run, st, sysX, sysT, (b, ee, variances, lam))
     # Henderson's REML (ML) equations in psi; m_f - lambda_f tau_f is factor
     # f's effective number of parameters
     edf = np.asarray(d.m, dtype=float) - lam * tau
     g = np.empty(F + 1)
     for f in range(F):
-        g[f] = 0.5 * (b[f] @ b[f] / theta[f] - edf[f])
-    g[F] = 0.5 * (ee / theta[F] - (run.dof - edf.sum()))
+        g[f] = 0.5 * (b[f] @ b[f] / variances[f] - edf[f])
+    g[F] = 0.5 * (ee / variances[F] - (run.dof - edf.sum()))
     step, biggest, sens_upper, mc_upper = _capped_step(st, g, lam, tau_se)
     st.history.append(
         {
-            "variances": _user_variances(d, theta),
+            "variances": _user_variances(d, variances),
             "step": biggest,
             "mc_se": float(np.max(st.mc_se)),
             "probes": st.counts.copy(),
@@ -348,23 +349,22 @@ def _iterate(run, st):
 
 
 def _solution_at(run, st, sysX):
-    """Modes and ``e'e`` at theta; tight, as ``||b_f||^2`` enters the score directly."""
+    """Modes and ``e'e`` at the variances; tight, as ``||b_f||^2`` enters the score directly."""
     rhs_y = sysX.reduce(*run.rhs)
     x_y, _, its = sysX.solve(rhs_y, st.warm_y, tol=_SCORE_TOL)
     st.iterations += its
     st.warm_y = x_y
     beta, b = _split_solution(sysX, run.rhs[0], x_y)
-    e = run.d.residuals(beta, b)
-    return b, float(e @ e)
+    return b, run.d.residual_sum_of_squares(beta, b)
 
 
 def _traces_and_information(run, st, sysX, sysT, at):
     """``tau`` and its standard errors; refreshes the average information ``st.H``.
 
-    ``at = (b, e'e, theta, lambda)``.  The average information only steers
+    ``at = (b, e'e, variances, lambda)``.  The average information only steers
     the steps: it is recomputed while they are large.
     """
-    b, ee, theta, lam = at
+    b, ee, variances, lam = at
     rhs_t, layout = run.traces.rhs(sysT, st.counts, st.exact)
     x0 = None
     if st.warm_t is not None:
@@ -374,14 +374,14 @@ def _traces_and_information(run, st, sysX, sysT, at):
     )
     ai = None
     if st.H is None or st.last_step > _AI_REFRESH:
-        c1_ai, cS_ai, ww = _average_information_rhs(run.d, b, ee, theta, lam)
+        c1_ai, cS_ai, ww = _average_information_rhs(run.d, b, ee, variances, lam)
         ai = (c1_ai, sysX.reduce(c1_ai, cS_ai), ww)
     x_t, r_t = _trace_solves(st, sysX, sysT, (rhs_t, x0, tol_t), ai)
     st.warm_t, st.layout = x_t, layout
     tau, tau_se = run.traces.estimate(sysT, rhs_t, layout, x_t, r_t)
     if ai is not None:
-        AI = _average_information(ai[0], ai[1], st.warm_ai, sysX, ai[2], theta)
-        st.H = theta[:, None] * AI * theta[None, :]
+        AI = _average_information(ai[0], ai[1], st.warm_ai, sysX, ai[2], variances)
+        st.H = variances[:, None] * AI * variances[None, :]
     return tau, tau_se
 
 
@@ -469,23 +469,27 @@ def _more_probes(run, st, sens_upper):
     return False
 
 
-def _finish(run, st, t0):
+def _finish(run, st, t0, reduction):
     """The final solution, log-likelihood and conditional variances; the result."""
     d, F, opts = run.d, run.d.F, run.options
-    theta = np.exp(st.psi)
-    theta[:F][st.frozen] = 0.0
-    beta, b, beta_cov, cxx, sysX = _final_solution(run, st, theta)
-    loglik, se, cond, extra = _likelihood_and_variances(run, st, sysX, (beta, b, cxx), theta)
+    internal = np.exp(st.psi)
+    internal[:F][st.frozen] = 0.0
+    beta, b, beta_cov, cxx, sysX = _final_solution(run, st, internal)
+    loglik, se, cond, extra = _likelihood_and_variances(run, st, sysX, (beta, b, cxx), internal)
     variances, mc_user, probes_user, exact_user = _in_user_order(
-        d, theta, st.mc_se, st.counts, st.exact
+        d, internal, st.mc_se, st.counts, st.exact
     )
+    if beta_cov is None:
+        beta = reduction.uncentre(beta)
+    else:
+        beta, beta_cov = reduction.uncentre(beta, beta_cov)
     return IterativeFit(
         method=opts.method,
         n=d.n,
         p=d.p,
         beta=beta,
         b=d.to_user(b),
-        sigma2=float(theta[F]),
+        sigma2=float(internal[F]),
         variances=variances,
         beta_cov=beta_cov,
         n_iter=st.n_iter,
@@ -509,7 +513,7 @@ def _finish(run, st, t0):
     )
 
 
-def _likelihood_and_variances(run, st, sysX, solution, theta):
+def _likelihood_and_variances(run, st, sysX, solution, variances):
     """``(log_likelihood, its se, conditional variances, diagnostics)`` at the end.
 
     ``solution = (beta, b, (C^-1)_XX)`` at the final variance components;
@@ -531,15 +535,15 @@ def _likelihood_and_variances(run, st, sysX, solution, theta):
             "seconds": time.perf_counter() - t1,
         }
     t1, products = time.perf_counter(), sysX.n_products
-    cond = conditional_variances(d, sysX, theta[d.F], st.frozen)
+    cond = conditional_variances(d, sysX, variances[d.F], st.frozen)
     extra["conditional_var"] = {
         "cg_products": sysX.n_products - products,
         "seconds": time.perf_counter() - t1,
     }
-    return loglik, se, d.to_user(cond, fill=theta[: d.F]), extra
+    return loglik, se, d.to_user(cond, fill=variances[: d.F]), extra
 
 
-def _final_solution(run, st, theta):
+def _final_solution(run, st, variances):
     """beta, the modes, Var(beta) and ``(C^-1)_XX`` at the final variance components.
 
     Returns ``(beta, b, beta_cov, cxx, system)``: ``beta_cov`` None unless
@@ -548,7 +552,7 @@ def _final_solution(run, st, theta):
     modes 0.
     """
     d, F, p, opts = run.d, run.d.F, run.d.p, run.options
-    lam = np.where(st.frozen, 1.0 / _ZERO_RATIO, theta[F] / np.maximum(theta[:F], 1e-300))
+    lam = np.where(st.frozen, 1.0 / _ZERO_RATIO, variances[F] / np.maximum(variances[:F], 1e-300))
     sysX = _SchurSystem(d, lam, with_x=True)
     c1_y, cS_y = run.rhs
     rhs_y = sysX.reduce(c1_y, cS_y)
@@ -572,5 +576,61 @@ def _final_solution(run, st, theta):
         C = sysX.xpart(xall[:, 1:])
         cxx = 0.5 * (C + C.T)
         if opts.compute_beta_cov:
-            beta_cov = theta[F] * 0.5 * (C + C.T)
+            beta_cov = variances[F] * 0.5 * (C + C.T)
     return beta, b, beta_cov, cxx, sysX
+
+
+def _optional_list(value, n_levels):
+    """Per-factor arrays, or NaN arrays when the solver did not compute them."""
+    if value is None:
+        return [np.full(m, np.nan) for m in n_levels]
+    return [np.asarray(v, dtype=float).reshape(m) for v, m in zip(value, n_levels, strict=True)]
+
+
+def fit_iterative_model(model, *, max_iter=50, tol=1e-4, **options):
+    """Fit a :class:`~.model.LinearMixedModel` (random intercepts) iteratively.
+
+    Sets the model's ``theta`` (lme4's ``sigma_f / sigma``) and ``result``
+    (an :class:`~.model.LMMFit`, ``log_likelihood_se`` its Monte Carlo error;
+    NaN where the solver computed nothing) and returns the model.
+    """
+    from .model import LMMFit
+
+    fit = fit_crossed_iterative(
+        model.reduction, method=model.method, tol=tol, max_iter=max_iter, **options
+    )
+    n_levels = [t.n_levels for t in model.terms]
+    variances = np.asarray(fit.variances, dtype=float)
+    sigma2 = float(fit.sigma2)
+    theta = np.sqrt(np.clip(variances, 0.0, None) / sigma2)
+    p = model.p
+    beta_cov = getattr(fit, "beta_cov", None)
+    beta_cov = np.full((p, p), np.nan) if beta_cov is None else beta_cov
+    log_likelihood = getattr(fit, "log_likelihood", None)
+    beta = np.asarray(fit.beta, dtype=float)
+    model.theta = theta
+    model.iterative_fit = fit
+    model.result = LMMFit(
+        method=model.method,
+        n=model.n,
+        p=p,
+        theta=theta,
+        T=[np.array([[t]]) for t in theta],
+        beta=beta,
+        b=[b[:, None] for b in _optional_list(fit.b, n_levels)],
+        sigma2=sigma2,
+        beta_cov=beta_cov,
+        conditional_cov=[
+            v[:, None, None]
+            for v in _optional_list(getattr(fit, "conditional_var", None) or None, n_levels)
+        ],
+        deviance=np.nan if log_likelihood is None else -2.0 * float(log_likelihood),
+        n_iter=int(fit.n_iter),
+        n_evaluations=int(fit.n_iter),
+        converged=bool(fit.converged),
+        message=str(getattr(fit, "message", "iterative solver")),
+        singular=bool(np.any(theta < 1e-4)),
+        term_cov=[np.array([[v]]) for v in variances],
+        log_likelihood_se=float(getattr(fit, "log_likelihood_se", np.nan)),
+    )
+    return model

@@ -299,9 +299,9 @@ def _logdet_preconditioned(design, op, rng):
 
 
 def penalized_rss(design, lam, beta, b):
-    """lme4's ``r^2 = ||y - X beta - Z b||^2 + sum_f lambda_f ||b_f||^2`` (one pass)."""
-    e = design.residuals(beta, b)
-    return float(e @ e) + sum(float(lf * (bf @ bf)) for lf, bf in zip(lam, b, strict=True))
+    """lme4's ``r^2 = ||y - X beta - Z b||^2_W + sum_f lambda_f ||b_f||^2``."""
+    ee = design.residual_sum_of_squares(beta, b)
+    return ee + sum(float(lf * (bf @ bf)) for lf, bf in zip(lam, b, strict=True))
 
 
 def log_likelihood(design, system, cxx_inverse, pwrss, method, rng):
@@ -341,6 +341,7 @@ def log_likelihood(design, system, cxx_inverse, pwrss, method, rng):
         dof = n
     else:
         dof = n - p
+    logdet -= d.sum_log_w  # prior weights: log|W|
     with np.errstate(divide="ignore"):  # an exact fit (r = 0) has deviance -inf
         deviance = logdet + dof * (1.0 + np.log(2.0 * np.pi * pwrss / dof))
     products = system.n_products - products

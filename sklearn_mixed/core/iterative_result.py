@@ -93,11 +93,11 @@ class IterativeFit:
         return out
 
 
-def _in_user_order(d, theta, mc_se, counts, exact):
+def _in_user_order(d, variances, mc_se, counts, exact):
     """Variances, Monte Carlo errors, probe counts and exact-trace flags in the
     user's factor order (the solver works with the largest factor first)."""
     F = d.F
-    variances = _user_variances(d, theta)[:F]
+    variances = _user_variances(d, variances)[:F]
     mc_user = _user_variances(d, mc_se)
     probes_user = np.empty(F, dtype=int)
     probes_user[d.order] = np.where(exact, [d.m[f] for f in range(F)], counts)
@@ -106,9 +106,9 @@ def _in_user_order(d, theta, mc_se, counts, exact):
     return variances, mc_user, probes_user, exact_user
 
 
-def _user_variances(d, theta):
+def _user_variances(d, values):
     """A per-factor vector followed by the residual's, factors in the user's order."""
     out = np.empty(d.F + 1)
-    out[d.order] = theta[: d.F]
-    out[d.F] = theta[d.F]
+    out[d.order] = values[: d.F]
+    out[d.F] = values[d.F]
     return out

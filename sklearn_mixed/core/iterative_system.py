@@ -18,119 +18,86 @@ _TEMP_BYTES = 24e6  # temporaries of factor 1's size per sparse product (below m
 _BETWEEN_SHARE = 0.5  # deflate the traces by X columns varying mostly between levels
 
 
-def _as_codes(codes, n, n_levels, index):
-    codes = np.asarray(codes)
-    if codes.shape != (n,):
-        raise ValueError(f"codes_list[{index}] must have shape ({n},), got {codes.shape}")
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise ValueError(f"codes_list[{index}] must hold integer level codes")
-    if n and (codes.min() < 0 or codes.max() >= n_levels):
-        raise ValueError(f"codes_list[{index}] must lie in [0, {n_levels})")
-    return codes
-
-
-def _crosstab(rows, cols, m_rows, m_cols):
-    """Sparse counts ``Z_rows' Z_cols`` (CSR, canonical, int32 indices when possible)."""
-    data = np.ones(rows.size)
-    return sp.coo_matrix((data, (rows, cols)), shape=(m_rows, m_cols)).tocsr()
-
-
-def _checked_inputs(X, y, codes_list, n_levels):
-    """``(X, y, codes, n_levels, level counts)`` as arrays, or a ValueError."""
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
-        raise ValueError("X must be (n, p) and y (n,) with the same n")
-    n, p = X.shape
-    F = len(codes_list)
-    if F == 0:
-        raise ValueError("at least one grouping factor is needed")
-    if n_levels is None:
-        n_levels = [int(np.max(c)) + 1 if len(c) else 0 for c in codes_list]
-    if len(n_levels) != F:
-        raise ValueError("n_levels must have one entry per factor")
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        raise ValueError("X and y must be finite")
-    raw = [
-        _as_codes(c, n, int(m), i)
-        for i, (c, m) in enumerate(zip(codes_list, n_levels, strict=True))
-    ]
-    n_levels = [int(m) for m in n_levels]
-    counts = [np.bincount(c, minlength=m) for c, m in zip(raw, n_levels, strict=True)]
-    for i, c in enumerate(counts):
-        m = int(np.count_nonzero(c))
-        if m >= n:
-            raise ValueError(
-                f"factor {i} has {m} observed levels for {n} observations: its variance "
-                "is not identifiable from the residual variance"
-            )
-    if n <= p:
-        raise ValueError("more fixed effects than observations")
-    if p:
-        scale = np.sqrt(np.maximum(np.einsum("ij,ij->j", X, X), 1e-300))
-        gram = (X.T @ X) / np.outer(scale, scale)
-        if np.linalg.eigvalsh(gram)[0] < 1e-10:
-            raise ValueError("X must have full column rank")
-    return X, y, raw, n_levels, counts
+def _permuted(matrix, rows, cols):
+    """``matrix[rows][:, cols]`` of a sparse matrix, as CSR."""
+    return matrix.tocsr()[rows][:, cols].tocsr()
 
 
 class _Design:
-    """Sufficient statistics of ``y ~ X + (1 | f_1) + ... + (1 | f_F)``, one pass.
+    """Sufficient statistics of ``y ~ X + (1 | f_1) + ... + (1 | f_F)``, from the
+    data reduction (:mod:`.reduction`), in the solver's internal order.
 
-    Internally the factors are reordered so that the one with the most levels
-    (observed levels only) comes first: it is eliminated exactly.  Levels
-    without observations are dropped, and the levels of the other factors are
+    The factors are reordered so that the one with the most levels (observed
+    levels only) comes first: it is eliminated exactly.  Levels without
+    observations are dropped, and the levels of the other factors are
     renumbered by decreasing count, which keeps the products with the
-    cross-tabulations cache friendly when popularity is skewed.
+    cross-tabulations cache friendly when popularity is skewed.  With prior
+    weights every count is a sum of weights.
     """
 
-    def __init__(self, X, y, codes_list, n_levels):
-        X, y, raw, self.n_levels_user, counts_raw = _checked_inputs(X, y, codes_list, n_levels)
-        (n, p), F = X.shape, len(raw)
-        self.n, self.p, self.F = n, p, F
-        used = [int(np.count_nonzero(c)) for c in counts_raw]
+    def __init__(self, reduction):
+        terms = reduction.terms
+        if not terms or any(t.n_coef != 1 for t in terms):
+            raise ValueError("the iterative solver fits random intercepts only")
+        F = len(terms)
+        self.n, self.p, self.F = reduction.n, reduction.p, F
+        self.sum_log_w = reduction.sum_log_w
+        self.n_levels_user = [t.n_levels for t in terms]
+        used = [int(np.count_nonzero(t.level_n)) for t in terms]
         # internal order: the factor with the most observed levels first
         self.order = sorted(range(F), key=lambda i: (-used[i], i))
-        self.codes, self.counts, self.levels = [], [], []
+        self.counts, self.levels, self.ZtX, self.Zty = [], [], [], []
         for pos, i in enumerate(self.order):
-            cnt = counts_raw[i]
-            present = np.flatnonzero(cnt)
+            t = terms[i]
+            present = np.flatnonzero(t.level_n)
             if pos > 0:  # by decreasing count (stable): popular levels together
-                present = present[np.argsort(-cnt[present], kind="stable")]
-            rank = np.full(cnt.size, -1, dtype=np.int64)
-            rank[present] = np.arange(present.size)
-            index_type = np.int32 if present.size < 2**31 else np.int64
-            self.codes.append(rank[raw[i]].astype(index_type))
-            self.counts.append(cnt[present].astype(float))
+                present = present[np.argsort(-t.level_w[present], kind="stable")]
+            self.counts.append(t.A[present, 0, 0])
             self.levels.append(present)  # internal level j is user level present[j]
+            self.ZtX.append(t.ZX[present, 0, :])
+            self.Zty.append(t.Zy[present, 0])
         self.m = [c.size for c in self.counts]
-        self.X, self.y = X, y
-        self.XtX = X.T @ X
-        self.Xty = X.T @ y
-        self.yty = float(y @ y)
-        self.ZtX = [self._level_sums(f, X) for f in range(F)]
-        self.Zty = [np.bincount(self.codes[f], weights=y, minlength=self.m[f]) for f in range(F)]
-        # cross-tabulations: N1[g] = Z_1'Z_g (g >= 1), pair[(f, g)] = Z_f'Z_g (1 <= f < g)
-        self.N1 = [None] + [
-            _crosstab(self.codes[0], self.codes[g], self.m[0], self.m[g]) for g in range(1, F)
-        ]
-        self.pair = {
-            (f, g): _crosstab(self.codes[f], self.codes[g], self.m[f], self.m[g])
-            for f in range(1, F)
-            for g in range(f + 1, F)
-        }
+        self.XtX, self.Xty, self.yty = reduction.XX, reduction.Xy, reduction.yy
+        self.X_sums = (
+            reduction.XX[:, reduction.intercept] if reduction.intercept is not None
+            else np.zeros(self.p)
+        )  # fmt: skip
+        # cross-tabulations: N1[g] = Z_1'WZ_g (g >= 1), pair[(f, g)] = Z_f'WZ_g (1 <= f < g)
+
+        def crosstab(f, g):
+            i, j = self.order[f], self.order[g]
+            return _permuted(reduction.pair(i, j), self.levels[f], self.levels[g])
+
+        self.N1 = [None] + [crosstab(0, g) for g in range(1, F)]
+        self.pair = {(f, g): crosstab(f, g) for f in range(1, F) for g in range(f + 1, F)}
         # columns of X that vary mostly between the levels of a factor: their
         # level means are directions of large variance for the traces
         self.between = [self._between_columns(f) for f in range(F)]
         self._operators = {}
 
     def _between_columns(self, f):
-        sums = self.X.sum(axis=0) if self.p else np.zeros(0)
-        total = np.diag(self.XtX) - sums**2 / self.n
-        between = np.sum(self.ZtX[f] ** 2 / self.counts[f][:, None], axis=0) - sums**2 / self.n
+        sums, n = self.X_sums, self.n
+        total = np.diag(self.XtX) - sums**2 / n
+        between = np.sum(self.ZtX[f] ** 2 / self.counts[f][:, None], axis=0) - sums**2 / n
         scale = np.maximum(np.diag(self.XtX), 1e-300)
         varying = total > 1e-10 * scale
         return np.flatnonzero(varying & (between > _BETWEEN_SHARE * np.where(varying, total, 1.0)))
+
+    def residual_sum_of_squares(self, beta, b):
+        """``e'We`` of ``e = y - X beta - sum_f Z_f b_f``, from the cross-products.
+
+        ``y'y - 2 c'x + x'Cx`` with ``C`` and ``c`` Henderson's matrix (without
+        the penalty) and right-hand side, ``x = (beta, b)``: no pass over the rows.
+        """
+        Xb = self.XtX @ beta
+        value = self.yty - 2.0 * (beta @ self.Xty) + beta @ Xb
+        for f in range(self.F):
+            bf = b[f]
+            value += -2.0 * (bf @ self.Zty[f]) + 2.0 * (bf @ (self.ZtX[f] @ beta))
+            value += bf @ (self.counts[f] * bf)
+            for g in range(f + 1, self.F):
+                value += 2.0 * (bf @ self.cross(f, g, b[g][:, None])[:, 0])
+        return max(float(value), 0.0)
 
     def operators(self, with_x):
         """``(B, rows, Mo)`` of the reduced system, built once per ``with_x``.
@@ -172,12 +139,6 @@ class _Design:
             self._operators[key] = (B, rows, Mo)
         return self._operators[key]
 
-    def _level_sums(self, f, W):
-        out = np.empty((self.m[f], W.shape[1]))
-        for j in range(W.shape[1]):
-            out[:, j] = np.bincount(self.codes[f], weights=W[:, j], minlength=self.m[f])
-        return out
-
     def cross(self, f, g, v):
         """``Z_f'Z_g v`` for internal factors ``f != g`` (v of shape (m_g, k))."""
         if f == 0:
@@ -187,16 +148,6 @@ class _Design:
         if f < g:
             return self.pair[(f, g)] @ v
         return self.pair[(g, f)].T @ v
-
-    def residuals(self, beta, b):
-        """``y - X beta - sum_f b_f[codes_f]`` (one pass over the data)."""
-        e = self.X @ beta
-        np.subtract(self.y, e, out=e)
-        buf = np.empty_like(e)
-        for f in range(self.F):
-            np.take(b[f], self.codes[f], out=buf)
-            e -= buf
-        return e
 
     def to_user(self, b_internal, fill=None):
         """Per-level arrays in the user's factor and level order.
@@ -400,35 +351,30 @@ def _split_solution(system, c1, x):
     return beta, b
 
 
-def solve_mixed_model_equations(
-    X, y, codes_list, variances, sigma2, n_levels=None, *, tol=1e-10, max_iter=2000
-):
+def solve_mixed_model_equations(reduction, variances, sigma2, *, tol=1e-10, max_iter=2000):
     """Henderson's equations at fixed variance components, by block PCG.
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
-    y : ndarray of shape (n,)
-    codes_list : list of F integer arrays of shape (n,)
-        Level codes per grouping factor, ``0 <= codes < n_levels[f]``.
+    reduction : Reduction
+        Of a model with random intercepts only.
     variances : array of shape (F,)
-        ``sigma_f^2``, all positive.
+        ``sigma_f^2``, all positive, in the reduction's term order.
     sigma2 : float
         Residual variance.
-    n_levels : list of int, optional
-        Number of levels per factor (default: ``max(codes) + 1``).
     tol : float
         Relative residual of the reduced system at which CG stops.
 
     Returns
     -------
     beta : ndarray of shape (p,)
+        Fixed effects of the reduction's columns (as given, not centred).
     b : list of ndarray of shape (n_levels_f,)
         Conditional modes per factor (0 for levels without observations).
     info : dict
         ``cg_iterations`` and ``residual`` (relative residual reached).
     """
-    d = _Design(X, y, codes_list, n_levels)
+    d = _Design(reduction)
     variances = np.asarray(variances, dtype=float)[d.order]
     if np.any(variances <= 0):
         raise ValueError("variances must be positive")
@@ -438,4 +384,5 @@ def solve_mixed_model_equations(
     x, R, iterations = system.solve(rhs, tol=tol, max_iter=max_iter)
     beta, b = _split_solution(system, c1, x)
     residual = float(np.linalg.norm(R) / max(np.linalg.norm(rhs), 1e-300))
-    return beta, d.to_user(b), {"cg_iterations": iterations, "residual": residual}
+    info = {"cg_iterations": iterations, "residual": residual}
+    return reduction.uncentre(beta), d.to_user(b), info

@@ -9,58 +9,28 @@ propagates.
 """
 
 import numpy as np
-import scipy.linalg as la
 from scipy import stats
+
+from .start import intercept_moments
 
 __all__ = []
 
 
-def _moment_start(d):
-    """Method-of-moments variances from U-statistics of OLS residuals (O(n)).
+def _moment_start(reduction, d):
+    """Method-of-moments variances (internal order), floored at ``1e-3`` of the total.
 
-    For each factor ``f``, ``U_f = sum over pairs of observations sharing a
-    level of f of (r_i - r_j)^2``, and ``U_0`` the same over all pairs.  For a
-    pair sharing f's level, ``E (r_i - r_j)^2 = 2 sigma^2 + 2 sum_{g != f}
-    sigma_g^2 [levels of g differ]``, so ``E U`` is linear in the variances with
-    coefficients counted from the cross-tabulations (Gao and Owen 2017, for two
-    factors; the fixed effects' fit is ignored).
+    The U-statistics of Gao and Owen (2017) for any number of factors, from
+    the data reduction (:func:`.start.intercept_moments`).
     """
-    F, n = d.F, d.n
-    if d.p:
-        beta = la.lstsq(d.XtX, d.Xty)[0]
-        r = d.y - d.X @ beta
-    else:
-        r = d.y.copy()
-    r2 = r * r
-    U = np.empty(F + 1)
-    U[F] = n * r2.sum() - r.sum() ** 2
-    pairs_same = np.empty(F)
-    for f in range(F):
-        s1 = np.bincount(d.codes[f], weights=r, minlength=d.m[f])
-        s2 = np.bincount(d.codes[f], weights=r2, minlength=d.m[f])
-        U[f] = np.sum(d.counts[f] * s2 - s1 * s1)
-        pairs_same[f] = 0.5 * np.sum(d.counts[f] * (d.counts[f] - 1.0))
-
-    def pairs_both(f, g):  # pairs sharing the levels of both f and g
-        if f > g:
-            f, g = g, f
-        M = d.N1[g] if f == 0 else d.pair[(f, g)]
-        return 0.5 * (np.sum(M.data**2) - n)
-
-    P = 0.5 * n * (n - 1.0)
-    A = np.zeros((F + 1, F + 1))  # rows: U_f / 2, then U_0 / 2; columns: sigma_g^2, sigma^2
-    for f in range(F):
-        A[f, F] = pairs_same[f]
-        for g in range(F):
-            if g != f:
-                A[f, g] = pairs_same[f] - pairs_both(f, g)
-    A[F, F] = P
-    A[F, :F] = P - pairs_same
-    est = la.lstsq(A, 0.5 * U)[0]
-    total = max(float(r2.mean()), 1e-300)
+    F = d.F
+    total = max(float(reduction.yy) / max(reduction.sum_w, 1.0), 1e-300)
+    est = intercept_moments(reduction)
+    if est is None:
+        est = np.full(F + 1, np.nan)
     floor = 1e-3 * total
     est = np.where(np.isfinite(est), est, floor)
-    return np.maximum(est, floor)
+    est = np.maximum(est, floor)
+    return np.concatenate([est[:F][d.order], est[F:]])
 
 
 # ----------------------------------------------------------------------------- traces
@@ -261,7 +231,7 @@ def _newton_step(H, g, lam, frozen, tau_se, counts):
     return step, mc_se, sens_upper, mc_upper
 
 
-def _average_information_rhs(d, b, ee, theta, lam):
+def _average_information_rhs(d, b, ee, variances, lam):
     """Right-hand sides ``[Z'w_k; X'w_k]`` and Gram matrix ``w_k'w_l``.
 
     ``w_f = Z_f b_f / sigma_f^2`` and ``w_e = e / sigma^2`` are the derivatives
@@ -273,7 +243,7 @@ def _average_information_rhs(d, b, ee, theta, lam):
     cols_by_factor = [np.zeros((d.m[g], k)) for g in range(F)]
     cX = np.zeros((d.p, k))
     for f in range(F):
-        bf = b[f][:, None] / theta[f]
+        bf = b[f][:, None] / variances[f]
         for g in range(F):
             if g == f:
                 cols_by_factor[g][:, f] = d.counts[f] * bf[:, 0]
@@ -281,23 +251,23 @@ def _average_information_rhs(d, b, ee, theta, lam):
                 cols_by_factor[g][:, f] = d.cross(g, f, bf)[:, 0]
         cX[:, f] = d.ZtX[f].T @ bf[:, 0]
     for g in range(F):
-        cols_by_factor[g][:, F] = lam[g] * b[g] / theta[F]
+        cols_by_factor[g][:, F] = lam[g] * b[g] / variances[F]
     ww = np.empty((k, k))
     for f in range(F):
         for l in range(k):
-            ww[f, l] = b[f] @ cols_by_factor[f][:, l] / theta[f]
+            ww[f, l] = b[f] @ cols_by_factor[f][:, l] / variances[f]
     for l in range(F):
         ww[F, l] = ww[l, F]
-    ww[F, F] = ee / theta[F] ** 2
+    ww[F, F] = ee / variances[F] ** 2
     c1 = cols_by_factor[0]
     cS = np.concatenate(cols_by_factor[1:] + [cX], axis=0)
     return c1, cS, 0.5 * (ww + ww.T)
 
 
-def _average_information(c1, rhs, x, system, ww, theta):
+def _average_information(c1, rhs, x, system, ww, variances):
     """``AI_kl = (w_k'w_l - c_k' C^-1 c_l) / (2 sigma^2)`` from the reduced solves."""
     quad = c1.T @ (system.invD1[:, None] * c1) + rhs.T @ x
-    AI = (ww - 0.5 * (quad + quad.T)) / (2.0 * theta[-1])
+    AI = (ww - 0.5 * (quad + quad.T)) / (2.0 * variances[-1])
     return 0.5 * (AI + AI.T)
 
 

@@ -25,18 +25,16 @@ Henderson's equations for ``b_j`` given everything else read
 ``b_j = (1 - s_j) c_j`` with ``s_j = (sigma^2 / n_j) / (tau^2 + sigma^2 / n_j)``,
 the shrinkage fraction, in any design (balanced or not, crossed or nested).
 
-Everything here works on plain arrays: no pandas, no scikit-learn.  Sums over
-levels use ``np.bincount``, so the cost is linear in the number of rows with
-no Python loop over levels.
+Everything here works on the data reduction (:mod:`.reduction`): each
+level's ``Z_j'W Z_j`` and ``Z_j'W r`` follow from the cross-products, with no
+pass over the rows.
 """
 
 import numpy as np
 
 __all__ = [
     "complete_pooling_coefficients",
-    "level_cross_products",
     "no_pooling_coefficients",
-    "other_factors_contribution",
     "per_level_least_squares",
     "shrinkage_fraction",
 ]
@@ -44,33 +42,6 @@ __all__ = [
 # A level's Gram matrix Z_j' Z_j, scaled to unit diagonal, whose smallest
 # eigenvalue is below this is singular: its coefficients are not identifiable.
 IDENTIFIABILITY_TOLERANCE = 1e-10
-
-
-def level_cross_products(codes, n_levels, covariates, response):
-    """Per-level ``Z_j' Z_j`` and ``Z_j' r_j`` by weighted bincounts.
-
-    Parameters
-    ----------
-    codes : ndarray of shape (n,), int
-        Level index of each row, ``0 <= codes < n_levels``.
-    n_levels : int
-    covariates : ndarray of shape (n, k)
-    response : ndarray of shape (n,)
-
-    Returns
-    -------
-    gram : ndarray of shape (n_levels, k, k)
-    rhs : ndarray of shape (n_levels, k)
-    """
-    k = covariates.shape[1]
-    gram = np.empty((n_levels, k, k))
-    rhs = np.empty((n_levels, k))
-    for a in range(k):
-        rhs[:, a] = np.bincount(codes, covariates[:, a] * response, minlength=n_levels)
-        for c in range(a, k):
-            s = np.bincount(codes, covariates[:, a] * covariates[:, c], minlength=n_levels)
-            gram[:, a, c] = gram[:, c, a] = s
-    return gram, rhs
 
 
 def _identifiable(gram, counts):
@@ -87,89 +58,63 @@ def _identifiable(gram, counts):
     return ok & (smallest > IDENTIFIABILITY_TOLERANCE)
 
 
-def per_level_least_squares(codes, n_levels, covariates, response):
-    """Least-squares coefficients of ``response`` on ``covariates``, per level.
+def per_level_least_squares(gram, rhs, counts):
+    """Least-squares coefficients per level from its normal equations.
 
     Parameters
     ----------
-    codes : ndarray of shape (n,), int
-    n_levels : int
-    covariates : ndarray of shape (n, k)
-    response : ndarray of shape (n,)
+    gram : ndarray of shape (n_levels, k, k)
+        ``Z_j'W Z_j``.
+    rhs : ndarray of shape (n_levels, k)
+        ``Z_j'W r_j``.
+    counts : ndarray of shape (n_levels,), int
+        Rows per level.
 
     Returns
     -------
     coef : ndarray of shape (n_levels, k)
-        ``(Z_j' Z_j)^{-1} Z_j' r_j``; a row of NaN where the level's
+        ``(Z_j'W Z_j)^{-1} Z_j'W r_j``; a row of NaN where the level's
         coefficients are not identifiable (fewer rows than coefficients, a
         covariate constant within the level, or collinear covariates).
-    counts : ndarray of shape (n_levels,), int
-        Rows per level.
 
     Examples
     --------
+    Two levels with rows ``(z, r) = (0, 1), (1, 3)`` and ``(0, 0), (2, 4)``
+    for ``r = a + b z``, and a level with one row:
+
     >>> import numpy as np
-    >>> codes = np.array([0, 0, 1, 1, 2])
-    >>> z = np.column_stack([np.ones(5), [0.0, 1.0, 0.0, 2.0, 1.0]])
-    >>> coef, counts = per_level_least_squares(codes, 3, z, np.array([1.0, 3, 0, 4, 5]))
-    >>> coef
+    >>> gram = np.array([[[2.0, 1.0], [1.0, 1.0]], [[2.0, 2.0], [2.0, 4.0]],
+    ...                  [[1.0, 1.0], [1.0, 1.0]]])
+    >>> rhs = np.array([[4.0, 3.0], [4.0, 8.0], [5.0, 5.0]])
+    >>> per_level_least_squares(gram, rhs, np.array([2, 2, 1]))
     array([[ 1.,  2.],
            [ 0.,  2.],
            [nan, nan]])
-    >>> counts
-    array([2, 2, 1])
     """
-    counts = np.bincount(codes, minlength=n_levels)
-    gram, rhs = level_cross_products(codes, n_levels, covariates, response)
+    gram = np.array(gram, dtype=float)
     ok = _identifiable(gram, counts)
     k = gram.shape[1]
     gram[~ok] = np.eye(k)  # placeholders, so the batched solve never fails
-    coef = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+    coef = np.linalg.solve(gram, np.asarray(rhs, dtype=float)[:, :, None])[:, :, 0]
     coef[~ok] = np.nan
-    return coef, counts
+    return coef
 
 
-def other_factors_contribution(terms, modes, skip):
-    """``sum_{g != skip} Z_g b_g`` per row: the other factors' random part.
-
-    Parameters
-    ----------
-    terms : list of RandomTerm
-    modes : list of ndarray of shape (m_g, k_g)
-        Conditional modes ``b_g``, in the order of ``terms``.
-    skip : int
-        Index of the factor left out.
-
-    Returns
-    -------
-    contribution : ndarray of shape (n,)
-    """
-    n = terms[skip].codes.shape[0]
-    total = np.zeros(n)
-    for index, (term, b) in enumerate(zip(terms, modes, strict=True)):
-        if index != skip:
-            total += np.einsum("ik,ik->i", term.covariates, b[term.codes])
-    return total
-
-
-def no_pooling_coefficients(design, y, beta, terms, modes, factor, population):
+def no_pooling_coefficients(reduction, fit, factor, population):
     """Each level's own estimate of factor ``factor``'s coefficients.
 
     ``population + c_j``, ``c_j`` the per-level least-squares fit of the partial
-    residual ``y - X beta - sum_{g != factor} Z_g b_g`` on the factor's
-    covariates (see the module docstring).
+    residual ``r = y - X beta - sum_{g != factor} Z_g b_g`` on the factor's
+    covariates (see the module docstring), from
+    ``Z_j'W r = Z_j'W y - Z_j'W X beta - sum_g (Z_f'W Z_g)_j b_g``.
 
     Parameters
     ----------
-    design : ndarray of shape (n, p)
-        Fixed-effects model matrix ``X``.
-    y : ndarray of shape (n,)
-    beta : ndarray of shape (p,)
-    terms : list of RandomTerm
-    modes : list of ndarray
-        Conditional modes, in the order of ``terms``.
+    reduction : Reduction
+    fit : LMMFit
+        The fitted model (``beta`` of the reduction's columns, modes ``b``).
     factor : int
-        Index of the factor in ``terms``.
+        Index of the term.
     population : ndarray of shape (k,)
         The fixed effect of each of the factor's covariates (0 where none).
 
@@ -179,26 +124,24 @@ def no_pooling_coefficients(design, y, beta, terms, modes, factor, population):
         NaN rows where not identifiable.
     counts : ndarray of shape (m,), int
     """
-    term = terms[factor]
-    residual = y - design @ beta - other_factors_contribution(terms, modes, factor)
-    deviation, counts = per_level_least_squares(
-        term.codes, term.n_levels, term.covariates, residual
-    )
-    return population[None, :] + deviation, counts
+    t = reduction.terms[factor]
+    m, k = t.n_levels, t.n_coef
+    beta = reduction.centre_coefficients(fit.beta)
+    rhs = t.Zy - t.ZX @ beta
+    for g, b in enumerate(fit.b):
+        if g != factor:
+            rhs -= (reduction.pair(factor, g) @ b.ravel()).reshape(m, k)
+    deviation = per_level_least_squares(t.A, rhs, t.level_n)
+    return population[None, :] + deviation, t.level_n
 
 
-def complete_pooling_coefficients(design, y):
-    """Ordinary least squares of ``y`` on ``design``, ignoring the groups.
+def complete_pooling_coefficients(reduction):
+    """Weighted least squares of ``y`` on the fixed columns, ignoring the groups.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.column_stack([np.ones(3), [0.0, 1.0, 2.0]])
-    >>> complete_pooling_coefficients(X, np.array([1.0, 3.0, 5.0])).round(6)
-    array([1., 2.])
+    The coefficients of the columns as given (not centred).
     """
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return coef
+    coef, *_ = np.linalg.lstsq(reduction.XX, reduction.Xy, rcond=None)
+    return reduction.uncentre(coef)
 
 
 def shrinkage_fraction(no_pooling, partial_pooling, population):

@@ -15,7 +15,10 @@ profiled out at fixed ``theta``, is (Bates et al. 2015, eq. 32)::
 
 The profile of one parameter ``omega_i`` fixes it at ``v`` and minimizes
 ``D`` over the others; a fixed effect ``beta_j = v`` is fixed by moving
-``x_j v`` to the response (an offset) and refitting theta.  The interval ends
+``x_j v`` to the response (an offset) and refitting theta.  Both work on the
+fitted model object (:mod:`.model`): its deviance pieces at any theta, and
+its reduced data with a coefficient moved to the offset, algebraically: the
+rows are never read again.  The interval ends
 are where the signed root ``zeta(v) = sign(v - v_hat) sqrt(D_prof(v) - D_min)``
 reaches ``-+z``, found by Brent's method on the exact profile (lme4
 interpolates a spline through profile points instead).  An end that the
@@ -30,14 +33,9 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from .bfgs import projected_bfgs
-from .covariance import covariance_to_sd_corr, free_positions
-from .dense import DenseDeviance, dense_gram
-from .deviance import fixed_effects_covariance, log_determinants, solve_coefficients
-from .optimize import minimize_deviance
-from .problem import MixedModelProblem
+from .deviance import Criterion
 
 __all__ = [
-    "MLComponents",
     "ProfileResult",
     "VarianceParameters",
     "ml_deviance_function",
@@ -62,19 +60,16 @@ class VarianceParameters:
 
     Parameters
     ----------
-    shapes : list of (k, structure)
-        Coefficients per level and covariance structure of each term.
+    structures : list of CovarianceStructure
+        One per term, in the model's term order.
     """
 
-    def __init__(self, shapes):
-        self.shapes = list(shapes)
-        kinds, self._spans, start = [], [], 0
-        for k, structure in self.shapes:
-            rows, cols = free_positions(k, structure)
-            kinds += ["sd" if r == c else "cor" for r, c in zip(rows, cols, strict=True)]
-            self._spans.append((k, structure, rows, cols, slice(start, start + rows.size)))
-            start += rows.size
-        self.kinds = np.array(kinds + ["sigma"])
+    def __init__(self, structures):
+        self.structures = list(structures)
+        sizes = [s.n_theta for s in self.structures]
+        self._spans = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]) if sizes else []
+        kinds = [s.parameter_kinds() for s in self.structures]
+        self.kinds = np.concatenate(kinds + [np.array(["sigma"])])
         self.lower = np.where(self.kinds == "cor", -1.0, 0.0)
         self.upper = np.where(self.kinds == "cor", 1.0, np.inf)
 
@@ -84,86 +79,36 @@ class VarianceParameters:
 
     def from_theta(self, theta, sigma):
         """``omega`` of ``(theta, sigma)``; correlations of a zero sd are 0."""
-        omega = []
-        for k, _, rows, cols, span in self._spans:
-            T = np.zeros((k, k))
-            T[rows, cols] = theta[span]
-            sd, corr = covariance_to_sd_corr(sigma**2 * T @ T.T)
-            corr = np.nan_to_num(corr, nan=0.0)
-            omega.append(np.where(rows == cols, sd[rows], corr[rows, cols]))
-        return np.concatenate(omega + [[sigma]])
+        parts = [
+            s.sd_cor(theta[span], sigma)
+            for s, span in zip(self.structures, self._spans, strict=True)
+        ]
+        return np.concatenate(parts + [[sigma]])
 
     def to_theta(self, omega):
         """``(theta, sigma)`` of ``omega``; raises ``LinAlgError`` when a
         correlation matrix is not positive semi-definite."""
         sigma = omega[-1]
-        theta = []
-        for k, structure, rows, cols, span in self._spans:
-            values = omega[span]
-            if structure == "diagonal" or k == 1:  # T = diag(sd) / sigma
-                theta.append(values / sigma)
-                continue
-            on_diagonal = rows == cols  # the diagonal comes in order: sd_1, ..., sd_k
-            R = np.eye(k)
-            R[rows[~on_diagonal], cols[~on_diagonal]] = values[~on_diagonal]
-            T = values[on_diagonal][:, None] * _semidefinite_cholesky(R) / sigma
-            theta.append(T[rows, cols])
-        return np.concatenate(theta), sigma
+        parts = [s.theta_from_sd_cor(omega[span], sigma)
+                 for s, span in zip(self.structures, self._spans, strict=True)]  # fmt: skip
+        return np.concatenate(parts or [np.zeros(0)]), sigma
 
 
-def _semidefinite_cholesky(R):
-    """Lower ``L`` with ``L L' = R`` for a positive semi-definite correlation
-    matrix given by its lower triangle (correlations of +-1 allowed)."""
-    k = R.shape[0]
-    L = np.zeros((k, k))
-    for j in range(k):
-        pivot = R[j, j] - L[j, :j] @ L[j, :j]
-        if pivot < -1e-12:
-            raise np.linalg.LinAlgError("correlation matrix is not positive semi-definite")
-        L[j, j] = np.sqrt(max(pivot, 0.0))
-        for i in range(j + 1, k):
-            rest = R[i, j] - L[i, :j] @ L[j, :j]
-            if L[j, j] > 0.0:
-                L[i, j] = rest / L[j, j]
-            elif abs(rest) > 1e-12:
-                raise np.linalg.LinAlgError("correlation matrix is not positive semi-definite")
-    return L
-
-
-class MLComponents:
-    """``theta -> (log|L_Z|^2, r^2)`` of ``y ~ X + terms``: the two parts of
-    the ML deviance, which :class:`MixedModelProblem` only returns combined."""
-
-    def __init__(self, X, y, terms):
-        self.problem = MixedModelProblem(X, y, terms, "ml")
-        self.n = self.problem.n
-        self._dense = None
-        if self.problem.is_small:  # the same dense system, its factor read directly
-            sizes = [(t.n_levels, t.n_coef) for t in terms]
-            self._dense = DenseDeviance(dense_gram(X, y, terms), sizes, self.n, X.shape[1], "ml")
-
-    def __call__(self, theta):
-        if self._dense is not None:
-            diag = np.diagonal(self._dense.factor(self.problem.layout.factors(theta))[1])
-            return 2.0 * np.log(diag[: self._dense.q]).sum(), diag[-1] ** 2
-        logdet_Z, _, pwrss = log_determinants(self.problem.factorize(theta)[0], self.problem.p)
-        return logdet_Z, pwrss
-
-
-def ml_deviance_function(components, parameters):
+def ml_deviance_function(model, parameters):
     """``omega -> D(omega)``, the ML deviance in lme4's parameters (module doc),
-    from the :class:`MLComponents` of the model."""
-    n = components.n
+    of an ML :class:`~.model.LinearMixedModel`."""
+    n, p = model.n, model.p
 
     def deviance(omega):
         if not omega[-1] > 0.0:  # sigma = 0: an infinite deviance
             return _FAILED
         try:
             theta, sigma = parameters.to_theta(omega)
-            logdet_Z, pwrss = components(theta)
+            pieces = model.pieces(theta)
         except np.linalg.LinAlgError:
             return _FAILED
-        value = logdet_Z + pwrss / sigma**2 + n * np.log(2.0 * np.pi * sigma**2)
+        criterion = Criterion(n, p, False, model.reduction.sum_log_w, sigma)
+        value = criterion.value(pieces.logdet_Z, pieces.logdet_X, pieces.pwrss)
         return float(value) if np.isfinite(value) else _FAILED
 
     return deviance
@@ -183,18 +128,17 @@ class ProfileResult:
 class _Profiler:
     """The signed root profile of each parameter and its crossings of +-z."""
 
-    def __init__(self, X, y, terms, z):
-        self.X, self.y, self.terms, self.z = X, y, terms, z
-        components = MLComponents(X, y, terms)
-        problem = components.problem
-        fit = _minimize_theta(problem, problem.layout.start)
-        self.theta_hat = fit.theta
-        sigma_hat = np.sqrt(components(fit.theta)[1] / problem.n)
-        self.parameters = VarianceParameters([(t.n_coef, t.structure) for t in terms])
-        self.deviance = ml_deviance_function(components, self.parameters)
-        self.omega_hat = self.parameters.from_theta(fit.theta, sigma_hat)
-        self.d_min = fit.deviance
-        self.beta_hat, self.beta_se = _fixed_effects(problem, fit.theta, sigma_hat)
+    def __init__(self, model, z):
+        self.z = z
+        self.model = model  # fitted by ML
+        self.theta_hat = model.theta
+        sigma_hat = np.sqrt(model.result.sigma2)
+        self.parameters = VarianceParameters(model.layout.structures)
+        self.deviance = ml_deviance_function(model, self.parameters)
+        self.omega_hat = self.parameters.from_theta(model.theta, sigma_hat)
+        self.d_min = model.result.deviance
+        self.beta_hat = model.result.beta
+        self.beta_se = np.sqrt(np.diag(model.result.beta_cov))
         # sd and sigma on the scale of sigma, correlations as they are
         self.scale = np.where(self.parameters.kinds == "cor", 1.0, sigma_hat)
         self.n_evaluations = 0
@@ -247,12 +191,12 @@ class _Profiler:
         return result.fun, omega_of(result.x)
 
     def _fixed_profile(self, i, v, theta_start):
-        """ML deviance with ``beta_j = v`` fixed by the offset ``x_j v``."""
+        """ML deviance with ``beta_j = v`` fixed by the offset ``x_j v``: the
+        model's reduced data with the column moved to the response."""
         j = i - self.parameters.size
-        X_rest = np.delete(self.X, j, axis=1)
-        problem = MixedModelProblem(X_rest, self.y - self.X[:, j] * v, self.terms, "ml")
-        fit = _minimize_theta(problem, theta_start)
-        return fit.deviance, fit.theta
+        fixed = self.model.with_fixed_coefficient(j, v)
+        fit = _minimize_theta(fixed, theta_start)
+        return fit.result.deviance, fit.theta
 
     def ends(self, i, step):
         """``(lower, upper)`` of parameter ``i``, stepping out by ``step`` at first."""
@@ -286,26 +230,12 @@ def _central_differences(f, lower, step=1e-5):
     return value_and_gradient
 
 
-def _minimize_theta(problem, theta_start):
-    """Minimize the profiled deviance from ``theta_start`` moved off its bounds
-    (the deviance is flat there, so a search could not leave them)."""
-    lower = problem.layout.lower
+def _minimize_theta(model, theta_start):
+    """Fit ``model`` from ``theta_start`` moved off its bounds (the deviance is
+    flat there, so a search could not leave them)."""
+    lower = model.layout.lower
     theta_start = np.where(np.isfinite(lower), np.maximum(theta_start, _OFF_BOUND), theta_start)
-    gradient = problem.value_and_gradient if problem.has_gradient else None
-    return minimize_deviance(
-        problem.deviance, theta_start, problem.layout.lower,
-        value_and_gradient=gradient, cheap=problem.is_small, tol=1e-12,
-    )  # fmt: skip
-
-
-def _fixed_effects(problem, theta, sigma):
-    """``beta`` and its standard errors at theta (ML)."""
-    if problem.is_small:
-        solution = problem.dense_solution(theta)
-        return solution.beta, np.sqrt(np.diag(solution.beta_cov))
-    factor = problem.factorize(theta)[0]
-    beta = solve_coefficients(factor, problem.p)[0]
-    return beta, np.sqrt(np.diag(fixed_effects_covariance(factor, problem.p, sigma**2)))
+    return model.fit(start=theta_start, tol=1e-12)
 
 
 def _crossing(zeta, center, step, bounds, target):
@@ -366,15 +296,14 @@ def _second_difference(f, x, a, b, h, f0):
     return (f(x + ea + eb) - f(x + ea - eb) - f(x - ea + eb) + f(x - ea - eb)) / (4 * h[a] * h[b])
 
 
-def profile_intervals(X, y, terms, level=0.95, which=None):
-    """Profile-likelihood intervals of lme4's parameters of ``y ~ X + terms``.
+def profile_intervals(model, level=0.95, which=None):
+    """Profile-likelihood intervals of lme4's parameters of a fitted model.
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
-    y : ndarray of shape (n,)
-    terms : list of RandomTerm
-        At least one term.
+    model : LinearMixedModel
+        A fitted model with random effects (REML fits are refitted by ML, as
+        lme4's ``profile`` does); its residual standard deviation estimated.
     level : float
         Confidence level; the ends are where ``zeta = -+ Phi^-1((1 + level) / 2)``.
     which : sequence of int, optional
@@ -387,17 +316,19 @@ def profile_intervals(X, y, terms, level=0.95, which=None):
         ``lower``, ``upper`` and ``estimate`` (the ML estimates) over
         ``(sd, cor, ..., sigma, beta)`` in lme4's order (module doc).
     """
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
-    profiler = _Profiler(X, y, terms, norm.ppf(0.5 + level / 2.0))
-    omega_se = _hessian_standard_errors(
-        profiler.deviance, profiler.omega_hat, profiler.scale, profiler.parameters
-    )
-    # a boundary estimate: start with a quarter of the parameter's scale
-    omega_step = np.where(np.isfinite(omega_se), omega_se, 0.25 * profiler.scale)
-    steps = np.concatenate([omega_step, profiler.beta_se]) * profiler.z
-    estimate = np.concatenate([profiler.omega_hat, profiler.beta_hat])
-    lower, upper = np.full(estimate.size, np.nan), np.full(estimate.size, np.nan)
-    for i in range(estimate.size) if which is None else which:
-        lower[i], upper[i] = profiler.ends(i, steps[i])
+    if model.fixed_sigma is not None:
+        raise ValueError("profiles need sigma as a parameter; this model has a known sigma")
+    with model.threads():
+        ml = model if model.method == "ml" else model.refit("ml", tol=1e-12)
+        profiler = _Profiler(ml, norm.ppf(0.5 + level / 2.0))
+        omega_se = _hessian_standard_errors(
+            profiler.deviance, profiler.omega_hat, profiler.scale, profiler.parameters
+        )
+        # a boundary estimate: start with a quarter of the parameter's scale
+        omega_step = np.where(np.isfinite(omega_se), omega_se, 0.25 * profiler.scale)
+        steps = np.concatenate([omega_step, profiler.beta_se]) * profiler.z
+        estimate = np.concatenate([profiler.omega_hat, profiler.beta_hat])
+        lower, upper = np.full(estimate.size, np.nan), np.full(estimate.size, np.nan)
+        for i in range(estimate.size) if which is None else which:
+            lower[i], upper[i] = profiler.ends(i, steps[i])
     return ProfileResult(lower, upper, estimate, profiler.d_min, profiler.n_evaluations)

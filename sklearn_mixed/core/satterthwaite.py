@@ -29,19 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as la
 
-from .deviance import fixed_effects_covariance, log_determinants
-from .problem import MixedModelProblem
-from .threads import single_blas_thread
+from .deviance import Criterion
 
 __all__ = [
-    "CriterionPieces",
     "SatterthwaiteComponents",
-    "criterion_pieces_function",
     "fixed_effects_covariance_at",
     "numerical_hessian",
     "numerical_jacobian",
     "satterthwaite_components",
     "satterthwaite_df",
+    "satterthwaite_f_test",
     "unprofiled_deviance",
     "varpar_covariance",
 ]
@@ -57,73 +54,50 @@ _ZERO_STEP = 1e-4
 _ZERO_TOL = np.sqrt(np.finfo(float).eps / 7e-7)
 _N_STEPS = 4
 
+# lmerTest's contestMD: eigenvalues of L V L' below this times the largest are dropped.
+_CONTRAST_EPS = np.sqrt(np.finfo(float).eps)
+
 # lmerTest: eigenvalues of H within this of 0 count as zero (dropped from A).
 EIGENVALUE_TOL = 1e-8
 
 
-@dataclass(frozen=True)
-class CriterionPieces:
-    """What the deviance at ``(theta, sigma)`` needs from the factor at theta."""
+def _linear_model_pieces(model):
+    """The pieces of a model without random effects: ``L_X L_X' = X'WX``."""
+    from .model import CriterionPieces
 
-    logdet_Z: float  # log|L_Z|^2
-    logdet_X: float  # log|L_X|^2
-    pwrss: float  # r^2, the penalized residual sum of squares
-    unscaled_beta_cov: np.ndarray  # (L_X L_X')^-1, so that Var(beta) = sigma^2 times it
-
-
-def _linear_model_pieces(X, y):
-    """The pieces of a model without random effects: ``L_X L_X' = X'X``."""
-    L_X = la.cholesky(X.T @ X, lower=True)
-    coef = la.cho_solve((L_X, True), X.T @ y)
-    residual = y - X @ coef
-    L_X_inv = la.solve_triangular(L_X, np.eye(X.shape[1]), lower=True)
+    red = model.reduction
+    L_X = la.cholesky(red.XX, lower=True)
+    coef = la.cho_solve((L_X, True), red.Xy)
+    L_X_inv = la.solve_triangular(L_X, np.eye(red.p), lower=True)
     pieces = CriterionPieces(
         logdet_Z=0.0,
         logdet_X=2.0 * np.log(np.diag(L_X)).sum(),
-        pwrss=float(residual @ residual),
+        pwrss=float(red.yy - coef @ red.Xy),
         unscaled_beta_cov=L_X_inv.T @ L_X_inv,
     )
     return lambda theta: pieces
 
 
-def criterion_pieces_function(X, y, terms, method):
-    """``theta -> CriterionPieces`` of ``y ~ X + terms``, memoized per theta.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, p)
-    y : ndarray of shape (n,)
-    terms : list of RandomTerm
-        May be empty (a linear model; theta is then empty).
-    method : {"reml", "ml"}
-    """
-    if not terms:
-        return _linear_model_pieces(X, y)
-    problem = MixedModelProblem(X, y, terms, method)
-    p = X.shape[1]
+def _pieces_function(model):
+    """``theta -> CriterionPieces`` of a fitted model, memoized per theta."""
+    if not model.terms:
+        return _linear_model_pieces(model)
     cache = {}
 
     def pieces(theta):
         key = np.asarray(theta, dtype=float).tobytes()
         if key not in cache:
-            factor, _ = problem.factorize(np.asarray(theta, dtype=float))
-            logdet_Z, logdet_X, pwrss = log_determinants(factor, p)
-            cache[key] = CriterionPieces(
-                logdet_Z, logdet_X, float(pwrss), fixed_effects_covariance(factor, p, 1.0)
-            )
+            cache[key] = model.pieces(theta)
         return cache[key]
 
     return pieces
 
 
-def unprofiled_deviance(pieces, sigma, n, p, method):
+def unprofiled_deviance(pieces, sigma, model):
     """``d(theta, sigma)`` (ML) or ``d_R(theta, sigma)`` (REML) of the module doc."""
-    sigma2 = sigma**2
-    log_2pi_sigma2 = np.log(2.0 * np.pi * sigma2)
-    value = pieces.logdet_Z + pieces.pwrss / sigma2 + n * log_2pi_sigma2
-    if method == "reml":
-        value += pieces.logdet_X - p * log_2pi_sigma2
-    return value
+    criterion = Criterion(model.n, model.p, model.method == "reml",
+                          model.reduction.sum_log_w, sigma)  # fmt: skip
+    return criterion.value(pieces.logdet_Z, pieces.logdet_X, pieces.pwrss)
 
 
 def fixed_effects_covariance_at(pieces, sigma):
@@ -248,40 +222,94 @@ class SatterthwaiteComponents:
         return satterthwaite_df(contrasts, self.beta_cov, self.jacobians, self.varpar_cov)
 
 
-def satterthwaite_components(X, y, terms, method, theta, sigma):
+def satterthwaite_components(model, theta=None, sigma=None):
     """Hessian-based covariance of ``(theta, sigma)`` and ``dV/d(theta, sigma)``.
 
     Parameters
     ----------
-    X, y, terms, method
-        The fitted model, as given to :func:`~.lmm.fit_lmm`.
-    theta : ndarray
-        The (RE)ML estimate of theta.
-    sigma : float
-        The (RE)ML estimate of the residual standard deviation.
+    model : LinearMixedModel
+        A fitted model (exact solver, sigma estimated).
+    theta, sigma : optional
+        Where to evaluate them; default the model's estimates.
 
     Returns
     -------
     SatterthwaiteComponents
+        ``V`` and its derivatives are those of the model's centred fixed
+        columns; :meth:`SatterthwaiteComponents.df` takes contrasts of the
+        uncentred coefficients (the centring map is applied to them).
     """
-    n, p = X.shape
-    pieces = criterion_pieces_function(X, y, terms, method)
+    if model.fixed_sigma is not None:
+        raise ValueError("Satterthwaite's df need sigma as a parameter; sigma is known here")
+    pieces = _pieces_function(model)
+    theta = model.theta if theta is None else theta
+    sigma = np.sqrt(model.result.sigma2) if sigma is None else sigma
     varpar = np.append(np.asarray(theta, dtype=float), sigma)
 
     def deviance(v):
-        return unprofiled_deviance(pieces(v[:-1]), v[-1], n, p, method)
+        return unprofiled_deviance(pieces(v[:-1]), v[-1], model)
 
     def beta_cov(v):
         return fixed_effects_covariance_at(pieces(v[:-1]), v[-1])
 
     # about 100 small factorizations: one BLAS thread, as the fit (see .threads)
-    with single_blas_thread():
+    with model.threads():
         hessian = numerical_hessian(deviance, varpar)
         jacobians = numerical_jacobian(beta_cov, varpar)
     varpar_cov, eigenvalues = varpar_covariance(hessian)
+    J = _centring_map(model.reduction)
     return SatterthwaiteComponents(
-        beta_cov=beta_cov(varpar),
-        jacobians=jacobians,
+        beta_cov=J @ beta_cov(varpar) @ J.T,
+        jacobians=np.einsum("ij,kjl,ml->kim", J, jacobians, J),
         varpar_cov=varpar_cov,
         hessian_eigenvalues=eigenvalues,
     )
+
+
+def _centring_map(reduction):
+    """``J`` with ``beta = J beta_centred + const`` (:meth:`.Reduction.uncentre`)."""
+    J = np.eye(reduction.p)
+    if reduction.intercept is not None:
+        J[reduction.intercept] -= reduction.shift_X
+        J[reduction.intercept, reduction.intercept] = 1.0
+    return J
+
+
+def satterthwaite_f_test(components, L, beta, sigma2, eps=_CONTRAST_EPS):
+    """lmerTest's F test of ``L beta = 0`` with Satterthwaite's denominator df.
+
+    ``L V L'`` is diagonalized, ``L V L' = P diag(d) P'``; over the ``q``
+    eigenvalues above ``eps d_1``: ``F = sum_m (P_m'L beta)^2 / d_m / q``, each
+    direction has ``nu_m = 2 d_m^2 / (g_m' A g_m)`` (``g_m`` the gradient of
+    ``P_m'L V L'P_m`` in the variance parameters) and, when ``q > 1``,
+    ``E = sum nu_m / (nu_m - 2)``, ``ddf = 2 E / (E - q)`` (2 if some
+    ``nu_m <= 2``), as lmerTest 3.1-3's ``contestMD`` (Kuznetsova et al. 2017).
+
+    Returns
+    -------
+    (F, numerator df, denominator df, sum of squares, mean square)
+        ``Mean Sq = F sigma^2`` and ``Sum Sq = Mean Sq x NumDF``, as lmerTest prints.
+    """
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    if L.shape[0] == 0:
+        return (np.nan,) * 5
+    VL = L @ components.beta_cov @ L.T
+    d, P = np.linalg.eigh(0.5 * (VL + VL.T))
+    order = np.argsort(d)[::-1]
+    d, P = d[order], P[:, order]
+    keep = d > max(eps * d[0], 0.0)
+    q = int(keep.sum())
+    if q == 0:
+        return (np.nan,) * 5
+    PtL = P[:, keep].T @ L
+    F = float(np.sum((PtL @ beta) ** 2 / d[keep]) / q)
+    nu = components.df(PtL)
+    if q == 1 or np.all(np.abs(np.diff(nu)) < 1e-8):
+        ddf = float(np.mean(nu))
+    elif np.any(nu <= 2):
+        ddf = 2.0
+    else:
+        E = np.sum(nu / (nu - 2.0))
+        ddf = float(2.0 * E / (E - q))
+    mean_sq = F * sigma2
+    return F, q, ddf, mean_sq * q, mean_sq

@@ -26,6 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from .cholesky import augmented_cholesky
+
 __all__ = ["CrossedSchur"]
 
 
@@ -76,10 +78,7 @@ class CrossedSchur:
         # C_D C_W' = diag(r) N diag(c) C_W', with stage.C_Z = C_D
         S[q:, :q] = WZd * lam[None, :] - (stage.C_Z @ C_W.T).T
         S[q:, q:] = WW - C_W @ C_W.T
-        L22, info = lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
-        if info:
-            raise np.linalg.LinAlgError(f"Schur complement not positive definite (info={info})")
-        return L22
+        return augmented_cholesky(S, overwrite=True)
 
     def adjoint_traces(self, stage, L22, weight):
         """``diag(Sbar)`` over the dense columns and ``tr(Sbar K)``, ``K = C D^-1 C'``.

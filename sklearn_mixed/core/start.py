@@ -1,15 +1,27 @@
-"""Starting values of theta for random intercepts, by the method of moments.
+"""Starting values of theta, from the data reduction.
 
-For ``y = X beta + sum_f b_f[g_f] + eps`` with ``b_f ~ N(0, sigma_f^2)`` and
-OLS residuals ``r``, let ``U_f = sum over pairs of observations sharing a
-level of factor f of (r_i - r_j)^2`` and ``U_0`` the same over all pairs.  For a
-pair sharing f's level, ``E (r_i - r_j)^2 = 2 sigma^2 + 2 sum_{g != f}
-sigma_g^2 [levels of g differ]`` (ignoring the fit of beta), so the ``E U``
-are linear in the variances with coefficients counted from the
-cross-tabulations (Gao and Owen 2017).  Solving for them costs ``O(n F^2)``
-and lands close to the (RE)ML estimate on large crossed designs (InstEval:
-theta (0.30, 0.45, 0.04) against the optimum (0.28, 0.44, 0.07)), which halves
-the optimizer's evaluations against lme4's start ``theta = 1``.
+**Random intercepts: the method of moments.**  For ``y = X beta + sum_f
+b_f[g_f] + eps`` with ``b_f ~ N(0, sigma_f^2)`` and OLS residuals ``r``, the
+within-level sum of squares of factor ``f``,
+``V_f = sum_j sum_{i in j} (r_i - rbar_j)^2 = sum_j (1 / n_j) sum_{pairs i < k
+in j} (r_i - r_k)^2``, has (ignoring the fit of beta, as Gao and Owen 2017)
+
+    E V_f = (n - m_f) sigma^2 + sum_{g != f} sigma_g^2 (n - sum_{j, l} c_jl^2 / n_j),
+
+``c_jl`` the rows in level ``j`` of ``f`` and ``l`` of ``g``, since a pair
+in level ``j`` has ``E (r_i - r_k)^2 = 2 sigma^2 + 2 sum_g sigma_g^2 [levels of
+g differ]``; and ``V_0 = sum_i (r_i - rbar)^2`` the same over one level
+holding all rows.  Unlike Gao and Owen's U-statistics (pairs weighted
+equally) the pairs of a level are weighted by ``1 / n_j``, which makes every
+``V`` a quadratic form in the cross-products: ``V_f = r'(I - P_f) r`` with
+``P_f`` the projection on ``f``'s levels, exact from the reduction.  Solving
+for the variances costs ``O(n_levels)`` and lands close to the (RE)ML
+estimate (InstEval), which halves the optimizer's evaluations against lme4's
+start ``theta = 1``.
+
+**Random slopes: the levels' own fits.**  The spread of the levels'
+least-squares coefficients ``b_j`` estimates ``Sigma`` plus their sampling
+variance: ``Sigma ~ cov(b_j) - sigma^2 mean (Z_j'Z_j)^-1``.
 
 Gao, K. and Owen, A. B. (2017). Efficient moment calculations for variance
 components in large unbalanced crossed random effects models. Electronic
@@ -17,119 +29,134 @@ Journal of Statistics 11(1), 1235-1296.
 """
 
 import numpy as np
-import scipy.linalg as la
 
-from .covariance import free_positions
-from .pooling import level_cross_products
 from .threads import single_blas_thread
 
-__all__ = ["intercept_moment_start"]
+__all__ = ["intercept_moment_start", "intercept_moments", "slope_moment_start"]
 
 # Lower limit of a variance estimate, as a fraction of the residual variance:
 # a start strictly inside the feasible set.
 _FLOOR = 1e-2
 
 
-def _pairs_sharing_both(codes_f, m_f, codes_g, m_g):
-    """Pairs ``i < j`` of observations in the same level of f and of g."""
-    n = codes_f.size
-    keys = codes_f.astype(np.int64) * m_g + codes_g
-    if m_f * m_g <= 4 * n:  # a table no larger than the data
-        counts = np.bincount(keys)
+def _ols(reduction):
+    """OLS coefficients of the (centred) reduction; zeros without fixed effects."""
+    if not reduction.p:
+        return np.zeros(0)
+    return np.linalg.lstsq(reduction.XX, reduction.Xy, rcond=None)[0]
+
+
+def _within(reduction, t, beta):
+    """``r'(I - P_f) r``, ``r = y - X beta``: the within-level sum of squares."""
+    n_j = np.where(t.level_w > 0, t.level_w, 1.0)
+    Zr = t.Zy[:, 0] - t.ZX[:, 0, :] @ beta  # per-level sums of r
+    rr = reduction.yy - 2.0 * beta @ reduction.Xy + beta @ reduction.XX @ beta
+    return rr - np.sum(Zr * Zr / n_j)
+
+
+def _squared_cells_per_level(reduction, f, g, n_f):
+    """``sum_{j, l} c_jl^2 / n_j`` over the cells of factors ``f`` (``j``) and ``g``."""
+    C = reduction.counts[(min(f, g), max(f, g))]
+    data = C.data.astype(float) ** 2
+    if f < g:  # f's levels are the rows
+        levels = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
     else:
-        keys.sort()
-        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1], [True]]))
-        counts = np.diff(starts)
-    counts = counts.astype(float)
-    return 0.5 * (np.sum(counts * counts) - n)
+        levels = C.indices
+    return float(np.sum(data / n_f[levels]))
 
 
-def _moment_equations(r, codes_list, n_levels):
-    """``(A, U / 2)``: ``E U / 2 = A (sigma_1^2, ..., sigma_F^2, sigma^2)``."""
-    n, F = r.size, len(codes_list)
-    P = 0.5 * n * (n - 1.0)
-    U = np.empty(F + 1)
-    U[F] = n * np.sum(r * r) - r.sum() ** 2
-    same = np.empty(F)
-    for f, (codes, m) in enumerate(zip(codes_list, n_levels, strict=True)):
-        counts = np.bincount(codes, minlength=m).astype(float)
-        s1 = np.bincount(codes, weights=r, minlength=m)
-        s2 = np.bincount(codes, weights=r * r, minlength=m)
-        U[f] = np.sum(counts * s2 - s1 * s1)
-        same[f] = 0.5 * np.sum(counts * (counts - 1.0))
+def _moment_equations(reduction, beta):
+    """``(A, V)``: ``E V = A (sigma_1^2, ..., sigma_F^2, sigma^2)`` (module docstring)."""
+    n, F = float(reduction.n), len(reduction.terms)
+    counts = [t.level_n.astype(float) for t in reduction.terms]
     A = np.zeros((F + 1, F + 1))
-    A[:F, F] = same
-    for f in range(F):
-        for g in range(f + 1, F):
-            both = _pairs_sharing_both(codes_list[f], n_levels[f], codes_list[g], n_levels[g])
-            A[f, g] = same[f] - both
-            A[g, f] = same[g] - both
-    A[F, F] = P
-    A[F, :F] = P - same
-    return A, 0.5 * U
+    V = np.empty(F + 1)
+    for f, t in enumerate(reduction.terms):
+        V[f] = _within(reduction, t, beta)
+        n_f = np.where(counts[f] > 0, counts[f], 1.0)
+        A[f, F] = n - np.count_nonzero(counts[f])
+        for g in range(F):
+            if g != f:
+                A[f, g] = n - _squared_cells_per_level(reduction, f, g, n_f)
+    rr = reduction.yy - 2.0 * beta @ reduction.Xy + beta @ reduction.XX @ beta
+    total = reduction.Xy[reduction.intercept] - beta @ reduction.XX[:, reduction.intercept] \
+        if reduction.intercept is not None else 0.0  # fmt: skip
+    V[F] = rr - total**2 / reduction.sum_w
+    A[F, F] = n - 1.0
+    for g in range(F):
+        A[F, g] = n - np.sum(counts[g] ** 2) / n
+    return A, V
 
 
-def intercept_moment_start(X, y, codes_list, n_levels):
+def intercept_moments(reduction):
+    """Moment estimates ``(sigma_1^2, ..., sigma_F^2, sigma^2)`` of random
+    intercepts (term order), or None when a term is not a random intercept or
+    the reduction lacks the level sums of y."""
+    terms = reduction.terms
+    if any(t.n_coef != 1 or t.intercept != 0 or t.level_y is None for t in terms):
+        return None
+    with single_blas_thread():  # small BLAS calls: threads would only wait
+        A, V = _moment_equations(reduction, _ols(reduction))
+        return np.linalg.lstsq(A, V, rcond=None)[0]
+
+
+def intercept_moment_start(reduction):
     """``theta_f = sigma_f / sigma`` per factor from the moment equations, or None.
 
-    Parameters
-    ----------
-    X : ndarray of shape (n, p)
-    y : ndarray of shape (n,)
-    codes_list : list of int ndarray of shape (n,)
-        Level codes of each random-intercept factor.
-    n_levels : list of int
+    Every term must be a random intercept (its one covariate all ones) with
+    its per-level sums of ``y`` (``level_y``) in the reduction.
 
     Returns
     -------
     ndarray of shape (F,) or None
         None when the residual variance estimate is not positive (too few
-        observations, an exact fit): the caller keeps its default start.
+        observations, an exact fit) or the reduction lacks the level sums:
+        the caller keeps its default start.
     """
-    with single_blas_thread():  # small BLAS calls: threads would only wait
-        r = y - X @ la.lstsq(X, y)[0] if X.shape[1] else np.asarray(y, dtype=float)
-        A, half_U = _moment_equations(r, codes_list, n_levels)
-        est = la.lstsq(A, half_U)[0]
+    est = intercept_moments(reduction)
+    if est is None:
+        return None
     sigma2 = est[-1]
     if not (np.all(np.isfinite(est)) and sigma2 > 0.0):
         return None
     return np.sqrt(np.maximum(est[:-1], _FLOOR * sigma2) / sigma2)
 
 
-def _per_level_least_squares(term, y):
+def _per_level_least_squares(t):
     """Each level's own least-squares fit of y on the term's covariates.
 
     Returns the coefficients ``b_j`` and ``(Z_j'Z_j)^-1`` of the levels with
     more rows than coefficients and a well-conditioned ``Z_j'Z_j``, and the
     pooled within-level residual variance (None when no level qualifies).
     """
-    m, k, codes = term.n_levels, term.n_coef, term.codes
-    S, r = level_cross_products(codes, m, term.covariates, y)  # Z_j'Z_j, Z_j'y
-    yy = np.bincount(codes, y * y, minlength=m)
-    n_j = np.bincount(codes, minlength=m)
-    usable = n_j > k
-    usable[usable] = np.linalg.cond(S[usable]) < 1e8
-    if usable.sum() < 3:
+    k = t.n_coef
+    usable = t.level_n > k
+    usable[usable] = np.linalg.cond(t.A[usable]) < 1e8
+    if usable.sum() < 3 or t.level_yy is None:
         return None
-    S_inv = np.linalg.inv(S[usable])
-    b = np.einsum("mkl,ml->mk", S_inv, r[usable])
-    rss = yy[usable] - np.einsum("mk,mk->m", r[usable], b)
-    sigma2 = rss.sum() / (n_j[usable] - k).sum()
+    S_inv = np.linalg.inv(t.A[usable])
+    r = t.Zy[usable]
+    b = np.einsum("mkl,ml->mk", S_inv, r)
+    rss = t.level_yy[usable] - np.einsum("mk,mk->m", r, b)
+    sigma2 = rss.sum() / (t.level_n[usable] - k).sum()
     return b, S_inv, sigma2
 
 
-def slope_moment_start(y, terms, layout, method="reml"):
+def slope_moment_start(reduction, layout, method="reml"):
     """theta from each term's per-level least-squares coefficients, or None.
 
     The spread of the levels' own coefficients ``b_j`` estimates ``Sigma``
     plus their sampling variance: ``Sigma ~ cov(b_j) - sigma^2 mean
-    (Z_j'Z_j)^-1``, and ``T = chol(Sigma / sigma^2)`` (eigenvalues floored at
-    ``_FLOOR``, so the start is interior).  Each term is estimated as if alone
-    (other factors inflate ``sigma^2``), which is enough for a start.
+    (Z_j'Z_j)^-1``, and ``T = chol(Sigma / sigma^2)`` per correlated block
+    (eigenvalues floored at ``_FLOOR``, so the start is interior).  Each term
+    is estimated as if alone (other factors inflate ``sigma^2``), which is
+    enough for a start.
     """
     theta = layout.start.copy()
-    for term, positions in zip(terms, layout.slices, strict=True):
-        fitted = _per_level_least_squares(term, y)
+    for t, structure, positions in zip(
+        reduction.terms, layout.structures, layout.slices, strict=True
+    ):
+        fitted = _per_level_least_squares(t)
         if fitted is None:
             return None
         b, S_inv, sigma2 = fitted
@@ -137,13 +164,9 @@ def slope_moment_start(y, terms, layout, method="reml"):
             return None
         # REML's unbiased spread of the level coefficients; ML divides by m
         ddof = 1 if method == "reml" else 0
-        Sigma = np.cov(b, rowvar=False, ddof=ddof).reshape(term.n_coef, term.n_coef)
+        Sigma = np.cov(b, rowvar=False, ddof=ddof).reshape(t.n_coef, t.n_coef)
         relative = (Sigma - sigma2 * S_inv.mean(axis=0)) / sigma2
         values, vectors = np.linalg.eigh(0.5 * (relative + relative.T))
         relative = (vectors * np.maximum(values, _FLOOR)) @ vectors.T
-        if term.structure == "diagonal":
-            theta[positions] = np.sqrt(np.diag(relative))
-        else:  # free elements of T = chol(Sigma / sigma^2), lme4's order
-            rows, cols = free_positions(term.n_coef, term.structure)
-            theta[positions] = np.linalg.cholesky(relative)[rows, cols]
+        theta[positions] = structure.theta_from_covariance(relative)
     return theta

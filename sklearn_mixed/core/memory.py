@@ -1,0 +1,74 @@
+"""Refuse a fit the machine cannot hold, before allocating it.
+
+The exact solver keeps the random effects of every term but the eliminated
+ones in a dense block, factored at each evaluation: its memory grows with the
+square of their number (two crossed factors of 150,000 and 200,000 levels:
+168 GiB).  :func:`check_dense_block` compares what the block needs with what
+the machine has free and raises a ``MemoryError`` that says both, instead of
+letting numpy try.
+"""
+
+import os
+
+__all__ = ["DenseBlockTooLarge", "available_memory", "check_dense_block", "format_bytes"]
+
+# Dense (size x size) arrays alive at once in an evaluation with its gradient:
+# the Schur complement, its factor, its inverse and the adjoint.
+_DENSE_COPIES = 4
+# Fraction of the free memory a fit may plan to use.
+_USABLE = 0.8
+
+
+class DenseBlockTooLarge(MemoryError):
+    """The exact solver's dense block does not fit in the free memory."""
+
+
+def available_memory():
+    """Bytes of memory available to this process, or None if unknown.
+
+    ``MemAvailable`` of ``/proc/meminfo`` (Linux), else the physical memory.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def format_bytes(n):
+    """``"168 GiB"``, ``"512 MiB"``."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 2**10:.3g} KiB"
+
+
+def check_dense_block(size, advice, available=None):
+    """Raise :class:`DenseBlockTooLarge` if a dense ``size x size`` block cannot be held.
+
+    Parameters
+    ----------
+    size : int
+        Order of the dense block.
+    advice : str
+        What to do instead, appended to the message.
+    available : int, optional
+        Free memory in bytes (default :func:`available_memory`).
+    """
+    needed = _DENSE_COPIES * 8 * float(size) ** 2
+    if available is None:
+        available = available_memory()
+    if available is None or needed <= _USABLE * available:
+        return
+    raise DenseBlockTooLarge(
+        f"the exact solver needs a dense block of {size:,} x {size:,} (the random effects "
+        f"of the crossed terms it cannot eliminate level by level, plus the fixed effects): "
+        f"about {format_bytes(needed)} of memory, and this machine has "
+        f"{format_bytes(available)} free. {advice}"
+    )

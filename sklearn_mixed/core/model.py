@@ -1,0 +1,639 @@
+"""The linear mixed model as one object: reduced data, theta -> deviance, fit.
+
+``y = X beta + Z b + eps``, ``b ~ N(0, sigma^2 Lambda Lambda')``,
+``eps ~ N(0, sigma^2 W^-1)``.  A :class:`LinearMixedModel` holds, after one
+pass over the rows (:mod:`.reduction`), everything the fit and the inference
+need: the reduction, the terms' covariance structures (:mod:`.structures`)
+and the solver's plan.  It evaluates the profiled deviance at any ``theta``
+(:meth:`~LinearMixedModel.deviance`, lme4's ``as.function(fit)``), fits by
+REML or ML (:meth:`~LinearMixedModel.fit`), refits by the other criterion or
+with a coefficient held fixed without touching the rows again, and gives the
+solution at the optimum (:attr:`~LinearMixedModel.result`).  Profiles,
+Satterthwaite's degrees of freedom, the bootstrap, anova, influence and the
+displays all work on this object (MixedModels.jl's ``LinearMixedModel``).
+
+Three solvers share it: the dense system of a small model (:mod:`.dense`),
+the blocked Cholesky factor (:mod:`.cholesky`) and, for huge crossed random
+intercepts, the approximate iterative solver (:mod:`.iterative`).
+"""
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as la
+
+from .cholesky import (
+    BlockedFactor,
+    augmented_cholesky,
+    block_diagonal,
+    blocked_cholesky,
+    relative_factor_matrix,
+)
+from .crossprod import blocked_cross_products, data_gram
+from .dense import DENSE_SIZE_LIMIT, DenseDeviance, augmented_gram
+from .deviance import (
+    Criterion,
+    conditional_covariance_blocks,
+    fixed_effects_covariance,
+    log_determinants,
+    solve_coefficients,
+)
+from .gradient import intercept_gradients, relative_factor_gradients
+from .memory import check_dense_block
+from .optimize import minimize_deviance
+from .reduction import ModelRows, intercept_column
+from .start import intercept_moment_start, slope_moment_start
+from .threads import single_blas_thread
+
+__all__ = [
+    "CriterionPieces",
+    "fit_lmm",
+    "LMMFit",
+    "LinearMixedModel",
+    "SINGULAR_TOLERANCE",
+    "ThetaLayout",
+    "elimination_order",
+]
+
+# lme4's isSingular(tol = 1e-4): a bounded element of theta below this is 0.
+SINGULAR_TOLERANCE = 1e-4
+# A nesting term with fewer random-effect columns than this stays in the dense
+# block: a small dense Cholesky (with the analytic gradient) beats sparse
+# bookkeeping; beyond it, the dense block would grow with the square of its size.
+DENSE_LIMIT = 500
+# Below this size of the dense block the fit runs on one BLAS thread (see
+# :mod:`.threads`); above it the dense Cholesky itself is large enough to gain.
+_SINGLE_THREAD_BELOW = 4000
+# The fixed effects fit y exactly when the OLS residual sum of squares is below
+# this fraction of the total (rounding leaves ~1e-16 of it).
+_EXACT_FIT = 1e-12
+# Advice when the dense block is too large for memory.
+_MEMORY_ADVICE = (
+    "Crossed random intercepts of this size can be fitted by CrossedEffectsRegressor"
+    "(solver='iterative'), whose memory grows with the data, not with the square of "
+    "the levels; or reduce the number of levels of the crossed factors."
+)
+
+
+def elimination_order(reduction, dense_limit=None):
+    """Split the terms into closed (eliminated level by level) and dense ones.
+
+    The term with the most levels comes first; then, while some remaining
+    term with at least ``dense_limit`` columns has every closed term nested in
+    it, the one with the most levels joins them (nested factors: ``batch:cask``
+    then ``batch``), so that nested factors keep their sparsity.  The rest
+    (crossed factors, and small outer factors) are dense.
+
+    Returns
+    -------
+    closed, dense : list of int
+        Term indices.
+    """
+    if dense_limit is None:
+        dense_limit = DENSE_LIMIT
+    terms = reduction.terms
+    remaining = sorted(range(len(terms)), key=lambda i: (-terms[i].n_levels, -terms[i].n_coef, i))
+    closed = [remaining.pop(0)]
+    while True:
+        nesting = [
+            i
+            for i in remaining
+            if terms[i].n_levels * terms[i].n_coef >= dense_limit
+            and all(reduction.nested(c, i) for c in closed)
+        ]
+        if not nesting:
+            return closed, remaining
+        closed.append(nesting[0])
+        remaining.remove(nesting[0])
+
+
+class ThetaLayout:
+    """Where each term's parameters sit in the theta vector (term order)."""
+
+    def __init__(self, structures):
+        self.structures = list(structures)
+        sizes = [s.n_theta for s in self.structures]
+        self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]) if sizes else []
+        empty = [np.zeros(0)]
+        self.start = np.concatenate([s.start() for s in self.structures] or empty)
+        self.lower = np.concatenate([s.lower_bounds() for s in self.structures] or empty)
+
+    def split(self, theta):
+        """``theta`` per term."""
+        return [np.asarray(theta, dtype=float)[s] for s in self.slices]
+
+    def factors(self, theta):
+        """Relative factor ``T`` per term."""
+        return [
+            s.relative_factor(t) for s, t in zip(self.structures, self.split(theta), strict=True)
+        ]
+
+    def theta_gradient(self, T_grads):
+        """dd/dtheta from dd/dT per term."""
+        out = np.empty(self.start.size)
+        for structure, s, g in zip(self.structures, self.slices, T_grads, strict=True):
+            out[s] = structure.theta_gradient(g)
+        return out
+
+    def singular(self, theta, tol=SINGULAR_TOLERANCE):
+        """lme4's isSingular: a bounded element of theta below ``tol``."""
+        return bool(np.any(np.isfinite(self.lower) & (np.asarray(theta) < tol)))
+
+
+@dataclass(frozen=True)
+class CriterionPieces:
+    """What the deviance at ``(theta, sigma)`` needs from the factor at theta."""
+
+    logdet_Z: float  # log|L_Z|^2
+    logdet_X: float  # log|L_X|^2
+    pwrss: float  # r^2, the penalized residual sum of squares
+    unscaled_beta_cov: np.ndarray  # (L_X L_X')^-1 (centred coordinates)
+
+
+@dataclass
+class LMMFit:
+    """The solution of a fitted linear mixed model, as arrays.
+
+    Per-term lists follow the model's term order; ``beta`` and ``beta_cov``
+    are those of the model's fixed columns as given (not centred).
+    """
+
+    method: str
+    n: int
+    p: int
+    theta: np.ndarray
+    T: list  # relative factors, k x k each
+    beta: np.ndarray
+    b: list  # conditional modes, (m, k) each
+    sigma2: float
+    beta_cov: np.ndarray  # (p, p)
+    conditional_cov: list  # Var(b_j | y), (m, k, k) each
+    deviance: float
+    n_iter: int
+    n_evaluations: int
+    converged: bool
+    message: str
+    singular: bool
+    term_cov: list = field(default_factory=list)  # sigma^2 T T', k x k each
+    fixed_sigma: bool = False
+    exact_fit: bool = False
+    log_likelihood_se: float = 0.0  # Monte Carlo error (iterative solver)
+
+    @property
+    def log_likelihood(self):
+        return -0.5 * self.deviance
+
+    @property
+    def n_params(self):
+        """Fixed effects, covariance parameters and the residual variance (unless known)."""
+        return self.p + self.theta.size + (0 if self.fixed_sigma else 1)
+
+    @property
+    def aic(self):
+        return self.deviance + 2.0 * self.n_params
+
+    @property
+    def bic(self):
+        return self.deviance + np.log(self.n) * self.n_params
+
+
+class LinearMixedModel:
+    """A linear mixed model on its reduced data; see the module docstring.
+
+    Parameters
+    ----------
+    reduction : Reduction
+        The data, reduced (:func:`~.reduction.reduce_rows`), with full-rank
+        fixed columns.
+    terms : sequence
+        The random-effects terms, in the reduction's order: objects with
+        ``name``, ``n_levels``, ``n_coef``, ``structure`` (a
+        :class:`~.structures.CovarianceStructure`) and ``covariate_names``,
+        such as :class:`~.grouping.RandomTerm`.  May be empty (a linear
+        model fitted by the same criterion, in closed form).
+    method : {"reml", "ml"}
+    fixed_sigma : float, optional
+        A known residual standard deviation (sigma is then not estimated).
+    solver : {"exact", "iterative"}
+        ``"iterative"``: the approximate solver for crossed random intercepts.
+    data : object, optional
+        The rows the reduction came from (kept for row-level diagnostics:
+        influence, the bootstrap); see :class:`~.reduction.ModelRows`.
+    """
+
+    def __init__(self, reduction, terms, *, method="reml", fixed_sigma=None, solver="exact",
+                 data=None):  # fmt: skip
+        if method not in ("reml", "ml"):
+            raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
+        if solver == "iterative" and fixed_sigma is not None:
+            raise ValueError(
+                "the iterative solver estimates sigma; fixed_sigma needs solver='exact'"
+            )
+        self.reduction = reduction
+        self.terms = tuple(terms)
+        self.method = method
+        self.fixed_sigma = None if fixed_sigma is None else float(fixed_sigma)
+        self.solver = solver
+        self.data = data
+        self.n, self.p = reduction.n, reduction.p
+        self.criterion = Criterion(
+            self.n, self.p, method == "reml", reduction.sum_log_w, self.fixed_sigma
+        )
+        self.layout = ThetaLayout([t.structure for t in self.terms])
+        self.theta = None
+        self.fit_options = {}
+        self.optimizer = None  # OptimizeOutcome of the last fit
+        self.result = None  # LMMFit at the optimum
+        self._small = self._closed = self._dense = None
+        self._cp = self._last_factor = None
+        if self.terms and solver == "exact":
+            self._plan()
+
+    # ----------------------------------------------------------------- plan
+    def _plan(self):
+        sizes = [(t.n_levels, t.n_coef) for t in self.reduction.terms]
+        q = sum(m * k for m, k in sizes)
+        if q + self.p + 1 <= DENSE_SIZE_LIMIT:
+            self._small = DenseDeviance(augmented_gram(self.reduction), sizes, self.criterion)
+            return
+        self._closed, self._dense = elimination_order(self.reduction)
+        q_dense = sum(sizes[f][0] * sizes[f][1] for f in self._dense)
+        check_dense_block(q_dense + self.p + 1, _MEMORY_ADVICE)
+
+    @property
+    def cp(self):
+        """The blocked cross-products (formed on first use)."""
+        if self._cp is None:
+            self._cp = blocked_cross_products(self.reduction, self._closed, self._dense)
+        return self._cp
+
+    @property
+    def plan(self):
+        """``(closed, dense)`` term indices of the blocked factor (None for a small model)."""
+        return None if self._closed is None else (list(self._closed), list(self._dense))
+
+    @property
+    def is_small(self):
+        """Whether the whole system is dense (:mod:`.dense`)."""
+        return self._small is not None
+
+    @property
+    def dense_size(self):
+        """Order of the dense block each evaluation factors."""
+        if self._small is not None:
+            return self._small.G.shape[0]
+        if self._dense is None:
+            return self.p + 1
+        return sum(self.reduction.terms[f].n_levels * self.reduction.terms[f].n_coef
+                   for f in self._dense) + self.p + 1  # fmt: skip
+
+    @property
+    def has_gradient(self):
+        """Analytic gradient: small problems, or one closed term (the others dense)."""
+        return self._small is not None or (self._closed is not None and len(self._closed) == 1)
+
+    def threads(self):
+        """Context for many evaluations: one BLAS thread unless the dense block is large."""
+        if self.dense_size >= _SINGLE_THREAD_BELOW:
+            return contextlib.nullcontext()
+        return single_blas_thread()
+
+    def _require_exact(self, what):
+        if self.solver != "exact":
+            raise ValueError(
+                f"{what} needs the exact deviance, but this model uses the approximate "
+                "iterative solver; refit with solver='exact' if the design allows it."
+            )
+        if not self.terms:
+            raise ValueError(f"{what} needs random effects; this model has none.")
+
+    # ------------------------------------------------------- theta -> deviance
+    def factorize(self, theta):
+        """Blocked factor at theta, and ``T`` per term.
+
+        The last one is kept: the optimum is usually the point evaluated last.
+        """
+        last = self._last_factor
+        if last is not None and np.array_equal(last[0], theta):
+            return last[1], last[2]
+        T = self.layout.factors(theta)
+        factor = blocked_cholesky(
+            cp=self.cp, T_closed=[T[i] for i in self._closed], Lambda_dense=self._dense_lambda(T)
+        )
+        self._last_factor = (np.array(theta, dtype=float), factor, T)
+        return factor, T
+
+    def _dense_lambda(self, T):
+        return relative_factor_matrix(
+            [T[i] for i in self._dense], [self.reduction.terms[i].n_levels for i in self._dense]
+        )
+
+    def deviance(self, theta):
+        """The profiled deviance at ``theta`` (-2 log-likelihood, or -2 REML criterion).
+
+        lme4's ``as.function(fit)(theta)``; ``theta`` in the model's term order.
+        Raises ``numpy.linalg.LinAlgError`` where the system is singular.
+        """
+        self._require_exact("deviance(theta)")
+        theta = np.asarray(theta, dtype=float)
+        if self._small is not None:
+            return float(self._small.deviance(self.layout.factors(theta)))
+        factor = self.factorize(theta)[0]
+        return float(self.criterion.value(*log_determinants(factor, self.p)))
+
+    @property
+    def objective(self):
+        """``theta -> deviance``: the function the fit minimizes."""
+        return self.deviance
+
+    def value_and_gradient(self, theta):
+        """Deviance and its analytic gradient (when :attr:`has_gradient`)."""
+        theta = np.asarray(theta, dtype=float)
+        if self._small is not None:
+            value, grads = self._small.value_and_gradient(self.layout.factors(theta))
+            return value, self.layout.theta_gradient(grads)
+        factor, T = self.factorize(theta)
+        value = self.criterion.value(*log_determinants(factor, self.p))
+        rt = self.reduction.terms
+        if all(t.n_coef == 1 for t in rt):
+            thetas = [T[i][0, 0] for i in self._closed + self._dense]
+            dense_sizes = [rt[i].n_levels for i in self._dense]
+            grads = intercept_gradients(self.cp, factor, thetas, dense_sizes, self.criterion)
+            return value, self._theta_gradient([np.array([[g]]) for g in grads])
+        T1 = T[self._closed[0]]
+        Lambda2 = self._dense_lambda(T)
+        products = (None, None)
+        if self.cp.q_dense:
+            later_Z = self.cp.closed[0].later_Z
+            m1 = later_Z.shape[1] // T1.shape[0]
+            Lambda1 = block_diagonal(np.broadcast_to(T1, (m1,) + T1.shape))
+            products = ((Lambda2.T @ later_Z).tocsr(), (later_Z @ Lambda1).tocsr())
+        sizes = [(rt[i].n_levels, rt[i].n_coef) for i in self._dense]
+        grads = relative_factor_gradients(
+            self.cp, factor, T1, Lambda2, sizes, products, self.criterion
+        )
+        return value, self._theta_gradient(grads)
+
+    def _theta_gradient(self, grads):
+        """dd/dtheta from dd/dT given per term in elimination order."""
+        order = self._closed + self._dense
+        user = [None] * len(order)
+        for pos, term_index in enumerate(order):
+            user[term_index] = grads[pos]
+        return self.layout.theta_gradient(user)
+
+    def pieces(self, theta):
+        """:class:`CriterionPieces` at ``theta``: the deviance at any ``(theta, sigma)``."""
+        self._require_exact("pieces(theta)")
+        theta = np.asarray(theta, dtype=float)
+        if self._small is not None:
+            _, L = self._small.factor(self.layout.factors(theta))
+            logdet_Z, logdet_X, pwrss = self._small.log_determinants(L)
+            q = self._small.q
+            L_X_inv = la.solve_triangular(L[q:-1, q:-1], np.eye(self.p), lower=True)
+        else:
+            factor = self.factorize(theta)[0]
+            logdet_Z, logdet_X, pwrss = log_determinants(factor, self.p)
+            q = factor.q_dense
+            L_X = factor.L22[q : q + self.p, q : q + self.p]
+            L_X_inv = la.solve_triangular(L_X, np.eye(self.p), lower=True)
+        return CriterionPieces(float(logdet_Z), float(logdet_X), float(pwrss), L_X_inv.T @ L_X_inv)
+
+    # ------------------------------------------------------------------ fit
+    def start(self):
+        """Starting theta: moments for random intercepts, the levels' own fits
+        for slopes, else lme4's ``T = I``."""
+        start = None
+        rt = self.reduction.terms
+        if all(t.n_coef == 1 and t.intercept == 0 for t in rt):
+            start = intercept_moment_start(self.reduction)
+        else:
+            start = slope_moment_start(self.reduction, self.layout, self.method)
+        return self.layout.start.copy() if start is None else start
+
+    def fit(self, *, start=None, max_iter=500, tol=1e-10, **iterative_options):
+        """Minimize the deviance over theta; sets :attr:`theta` and :attr:`result`.
+
+        Parameters
+        ----------
+        start : array-like, optional
+            Starting theta (default :meth:`start`).
+        max_iter : int
+        tol : float
+            Relative tolerance on the deviance.
+        **iterative_options
+            Passed to the iterative solver (``random_state``, ...).
+
+        Returns
+        -------
+        self
+        """
+        self.fit_options = {"max_iter": max_iter, "tol": tol, **iterative_options}
+        if not self.terms:
+            return self._closed_form(exact=False)
+        if self.fixed_sigma is None and self._fits_exactly():
+            return self._closed_form(exact=True)
+        if self.solver == "iterative":
+            from .iterative import fit_iterative_model
+
+            return fit_iterative_model(self, max_iter=max_iter, tol=tol, **iterative_options)
+        theta0 = self.start() if start is None else self._feasible(start)
+        with self.threads():
+            self.optimizer = minimize_deviance(
+                self.deviance,
+                theta0,
+                self.layout.lower,
+                value_and_gradient=self.value_and_gradient if self.has_gradient else None,
+                max_iter=max_iter,
+                tol=tol,
+                cheap=self.is_small,
+            )
+            self.theta = self.optimizer.theta
+            self.result = self._solution(self.theta)
+        return self
+
+    def _feasible(self, start):
+        start = np.array(start, dtype=float)
+        if start.shape != self.layout.start.shape:
+            raise ValueError(f"start must have {self.layout.start.size} elements")
+        return np.maximum(start, self.layout.lower)
+
+    def refit(self, method=None, *, reduction=None, fixed_sigma="same", start="current", **kw):
+        """A new fitted model: another criterion, or other data of the same design.
+
+        Parameters
+        ----------
+        method : {"reml", "ml"}, optional
+            Default: this model's.
+        reduction : Reduction, optional
+            New reduced data of the same terms (a simulated response, a
+            coefficient held fixed); default this model's.
+        fixed_sigma : float or None, optional
+            Default: this model's.
+        start : array-like, "current" or None
+            ``"current"``: this model's theta when fitted (warm start).
+        **kw
+            ``max_iter``, ``tol`` (and the iterative solver's options): default
+            those of this model's fit.
+        """
+        model = LinearMixedModel(
+            self.reduction if reduction is None else reduction,
+            self.terms,
+            method=self.method if method is None else method,
+            fixed_sigma=self.fixed_sigma if fixed_sigma == "same" else fixed_sigma,
+            solver=self.solver,
+            data=self.data if reduction is None else None,
+        )
+        if isinstance(start, str):
+            start = None if self.theta is None or self.solver != "exact" else self.theta
+        options = {**self.fit_options, **kw}
+        if self.solver != "exact":
+            return model.fit(**options)
+        return model.fit(start=start, **options)
+
+    def with_fixed_coefficient(self, j, value):
+        """The (unfitted) model with fixed effect ``j`` (centred coordinates) held at ``value``."""
+        return LinearMixedModel(
+            self.reduction.with_fixed_coefficient(j, value),
+            self.terms,
+            method=self.method,
+            fixed_sigma=self.fixed_sigma,
+            solver=self.solver,
+        )
+
+    # ------------------------------------------------------ closed forms
+    def _fixed_factor(self):
+        """Factor of ``[X'WX, X'Wy; y'WX, y'Wy]`` (no random effects)."""
+        WW = data_gram(self.reduction)
+        if self.p:
+            return augmented_cholesky(WW)
+        return np.sqrt(np.maximum(WW, 0.0))
+
+    def _fits_exactly(self):
+        """Whether the fixed effects fit y exactly (a constant response, say)."""
+        total = self.reduction.yy
+        rss = self._fixed_factor()[-1, -1] ** 2
+        return total <= 0.0 or rss <= _EXACT_FIT * total
+
+    def _closed_form(self, exact):
+        """The fit without random effects, or of a response the fixed effects fit
+        exactly (all variances 0, infinite likelihood)."""
+        L = self._fixed_factor()
+        factor = BlockedFactor(stages=(), L22=L, q_dense=0)
+        theta = np.zeros(self.layout.start.size)
+        beta, _, _ = solve_coefficients(factor, self.p)
+        if exact:
+            L[-1, -1] = 0.0
+        sigma2 = self.criterion.sigma2(L[-1, -1] ** 2)
+        beta_cov = fixed_effects_covariance(factor, self.p, sigma2)
+        T = self.layout.factors(theta)
+        b = [np.zeros((t.n_levels, t.n_coef)) for t in self.terms]
+        cond = [np.zeros((t.n_levels, t.n_coef, t.n_coef)) for t in self.terms]
+        deviance = -np.inf if exact else self.criterion.value(*log_determinants(factor, self.p))
+        self.theta = theta
+        self.result = self._lmm_fit(theta, T, (beta, b, cond, sigma2, beta_cov), deviance, None)
+        self.result.exact_fit = exact
+        self.result.singular = exact
+        return self
+
+    # ------------------------------------------------------- the solution
+    def _solution(self, theta):
+        if self._small is not None:
+            return self._dense_solution(theta)
+        factor, T = self.factorize(theta)
+        beta, u_closed, u_dense = solve_coefficients(factor, self.p)
+        sigma2 = self.criterion.sigma2(factor.L22[-1, -1] ** 2)
+        b, cond = self._modes_and_conditional_covariances(factor, T, u_closed, u_dense, sigma2)
+        beta_cov = fixed_effects_covariance(factor, self.p, sigma2)
+        deviance = self.criterion.value(*log_determinants(factor, self.p))
+        return self._lmm_fit(theta, T, (beta, b, cond, sigma2, beta_cov), deviance, self.optimizer)
+
+    def _dense_solution(self, theta):
+        solution = self._small.solution(self.layout.factors(theta))
+        T = self.layout.factors(theta)
+        sigma2 = solution.sigma2
+        b = [u @ Tj.T for u, Tj in zip(solution.u, T, strict=True)]  # b_j = T u_j
+        cond = [sigma2 * (Tj[None] @ B @ Tj.T[None])
+                for B, Tj in zip(solution.conditional, T, strict=True)]  # fmt: skip
+        solved = (solution.beta, b, cond, sigma2, solution.beta_cov)
+        return self._lmm_fit(theta, T, solved, solution.deviance, self.optimizer)
+
+    def _modes_and_conditional_covariances(self, factor, T, u_closed, u_dense, sigma2):
+        """Conditional modes ``b = T u`` and ``Var(b | y)`` per term, in term order."""
+        rt = self.reduction.terms
+        dense_sizes = [(rt[i].n_levels, rt[i].n_coef) for i in self._dense]
+        blocks = conditional_covariance_blocks(factor, dense_sizes, self.cp.closed[0].pairs)
+        dense_columns = np.cumsum([m * k for m, k in dense_sizes])[:-1]
+        u_parts = u_closed + (np.split(u_dense, dense_columns) if dense_sizes else [])
+        b, cond = [None] * len(rt), [None] * len(rt)
+        for term_index, u, B in zip(self._closed + self._dense, u_parts, blocks, strict=True):
+            t, Tj = rt[term_index], T[term_index]
+            b[term_index] = u.reshape(t.n_levels, t.n_coef) @ Tj.T  # b_j = T u_j
+            cond[term_index] = sigma2 * (Tj[None] @ B @ Tj.T[None])
+        return b, cond
+
+    def _lmm_fit(self, theta, T, solved, deviance, outcome):
+        """The :class:`LMMFit` of ``(beta, b, Var(b | y), sigma^2, Var(beta))`` (centred)."""
+        beta, b, cond, sigma2, beta_cov = solved
+        beta, beta_cov = self.reduction.uncentre(beta, beta_cov)
+        return LMMFit(
+            method=self.method,
+            n=self.n,
+            p=self.p,
+            theta=np.asarray(theta, dtype=float),
+            T=T,
+            beta=beta,
+            b=b,
+            sigma2=float(sigma2),
+            beta_cov=beta_cov,
+            conditional_cov=cond,
+            deviance=float(deviance),
+            n_iter=outcome.n_iter if outcome else 1,  # closed form: one factorization
+            n_evaluations=outcome.n_evaluations if outcome else 1,
+            converged=outcome.converged if outcome else True,
+            message=outcome.message if outcome else "closed form",
+            singular=bool(self.terms) and self.layout.singular(theta),
+            term_cov=[sigma2 * Tj @ Tj.T for Tj in T],
+            fixed_sigma=self.fixed_sigma is not None,
+        )
+
+    # ----------------------------------------------------------- reading
+    def factor_at_optimum(self):
+        """The factor at the fitted theta: ``("dense", L)`` or ``("blocked", factor)``."""
+        self._require_exact("the factor")
+        if self._small is not None:
+            return "dense", self._small.factor(self.layout.factors(self.theta))[1]
+        return "blocked", self.factorize(self.theta)[0]
+
+
+def fit_lmm(X, y, terms, *, method="reml", weights=None, offset=None, fixed_sigma=None,
+            solver="exact", max_iter=500, tol=1e-10, **options):  # fmt: skip
+    """Reduce the rows of ``y ~ X + terms`` and fit: a fitted :class:`LinearMixedModel`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Full-rank fixed-effects model matrix; an all-ones column is the
+        intercept (the reduction is then centred).
+    y : ndarray of shape (n,)
+    terms : list of RandomTerm
+        May be empty (a linear model fitted by the same criterion).
+    method : {"reml", "ml"}
+    weights : ndarray of shape (n,), optional
+        Positive prior weights.
+    offset : ndarray of shape (n,), optional
+    fixed_sigma : float, optional
+    solver : {"exact", "iterative"}
+    max_iter : int
+    tol : float
+    **options
+        For the iterative solver.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    rows = ModelRows(X, y, tuple(terms), weights, offset, intercept_column(X))
+    model = LinearMixedModel(
+        rows.reduce(), terms, method=method, fixed_sigma=fixed_sigma, solver=solver, data=rows
+    )
+    return model.fit(max_iter=max_iter, tol=tol, **options)
