@@ -115,19 +115,12 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         X, groups = _split_features_and_groups(X, groups, self.group_cols)
         # An intercept-only model (lme4's y ~ 1 + (1 | g)) has X with 0 columns;
         # without groups it is a linear model, which needs a feature.
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            y_numeric=True,
-            dtype=np.float64,
-            ensure_min_features=0 if groups is not None else 1,
-        )
+        X, y = self._validate_fit_data(X, y, 0 if groups is not None else 1)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         X, y, groups, weights = drop_zero_weights(X, y, groups, sample_weight)
         feature_names = self._feature_names()
-        factor_names = [] if groups is None else validate_groups(groups, X.shape[0])[0]
+        factors = None if groups is None else validate_groups(groups, X.shape[0])
         fixed = resolve_fixed_features(getattr(self, "fixed_features", None), feature_names)
         fixed_sigma = getattr(self, "fixed_sigma", None)
         if not fixed and not self.fit_intercept and groups is None:
@@ -135,8 +128,8 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
                 "the model has no fixed effects and no grouping factors: nothing to fit."
             )
         design = build_rows(
-            X, y, groups, weights,
-            specs=self._random_specs(factor_names, feature_names) if groups is not None else {},
+            X, y, factors, weights,
+            specs={} if factors is None else self._random_specs(factors[0], feature_names),
             fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
             fixed_sigma=fixed_sigma,
         )  # fmt: skip
@@ -150,6 +143,23 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         self._store_fit(design)
         self._warn_about_fit(model.result)
         return self
+
+    def _validate_fit_data(self, X, y, min_features):
+        """``validate_data`` of ``X`` and ``y``; for finite numeric arrays and
+        DataFrames only its feature-name bookkeeping (the array checks would
+        convert them to what they are: ~0.6 ms of a 3 ms fit)."""
+        features, target = _finite_numeric(X, 2), _finite_numeric(y, 1)
+        if (
+            features is not None
+            and target is not None
+            and features.shape[0] == target.shape[0] > 0
+            and features.shape[1] >= min_features
+        ):
+            validate_data(self, X, skip_check_array=True)
+            return features, target
+        return validate_data(
+            self, X, y, y_numeric=True, dtype=np.float64, ensure_min_features=min_features
+        )
 
     def _feature_names(self):
         if hasattr(self, "feature_names_in_"):
@@ -191,7 +201,8 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
         self.n_obs_ = fit.n
         # for predict: level indexes, and each factor's covariate columns of X
-        self._levels = design.levels
+        self._level_labels = design.levels
+        self._level_index = {}
         self._fixed_columns = design.fixed
         self._covariates = {name: spec.covariates for name, spec in design.specs.items()}
 
@@ -211,7 +222,7 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         fit = self.model_.result
         return {
             t.name: pd.DataFrame(
-                b, index=self._levels[t.name].rename(t.name), columns=list(t.covariate_names)
+                b, index=self._levels(t.name).rename(t.name), columns=list(t.covariate_names)
             )
             for t, b in zip(self.model_.terms, fit.b, strict=True)
         }
@@ -244,7 +255,7 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
                 stacklevel=4,
             )
         if fit.singular:
-            zero = _results.zero_variance_terms(self.variance_components_)
+            zero = _results.zero_variance_terms(self.model_.terms, fit.term_cov, fit.sigma2)
             warnings.warn(
                 "boundary (singular) fit: the random-effects covariance is singular "
                 f"({', '.join(zero) or 'a correlation of +-1'}). The data do not support "
@@ -367,7 +378,7 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         names, labels = validate_groups(groups, n_samples, expected_names=self.group_names_)
         codes = {}
         for name, lab in zip(names, labels, strict=True):
-            code = self._levels[name].get_indexer(pd.Index(lab))
+            code = self._levels(name).get_indexer(pd.Index(lab))
             if self.new_groups == "error" and np.any(code < 0):
                 unseen = pd.unique(np.asarray(lab)[code < 0]).tolist()
                 raise ValueError(
@@ -380,14 +391,20 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
             codes[name] = code
         return codes
 
+    def _levels(self, name):
+        """The levels of a factor as a pandas Index (built on first use)."""
+        if name not in self._level_index:
+            self._level_index[name] = pd.Index(self._level_labels[name])
+        return self._level_index[name]
+
     def _warn_if_label_types_differ(self, name, labels):
         """No level seen at all and labels of another kind: a likely mix-up (308 vs "308")."""
-        fit_kind = pd.api.types.infer_dtype(self._levels[name], skipna=True)
+        fit_kind = pd.api.types.infer_dtype(self._levels(name), skipna=True)
         new_kind = pd.api.types.infer_dtype(labels, skipna=True)
         if fit_kind != new_kind:
             warnings.warn(
                 f"none of the labels of grouping factor {name!r} were seen in fit: fit "
-                f"labels are {fit_kind} (e.g. {self._levels[name][0]!r}), predict got "
+                f"labels are {fit_kind} (e.g. {self._levels(name)[0]!r}), predict got "
                 f"{new_kind} (e.g. {labels[0]!r}). All rows get the population effect for "
                 f"{name!r}; convert the labels to the type used in fit if they are the same "
                 "groups.",
@@ -433,6 +450,19 @@ class _BaseMixedRegressor(ReadingMixin, RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _finite_numeric(data, ndim):
+    """``data`` as a float64 array when it is an ndarray, DataFrame or Series of
+    ``ndim`` dimensions with real numbers, all finite; else None."""
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        data = data.to_numpy()
+    elif not isinstance(data, np.ndarray):
+        return None
+    if data.ndim != ndim or data.dtype.kind not in "fiu":
+        return None
+    data = np.asarray(data, dtype=np.float64)
+    return data if np.isfinite(data).all() else None
 
 
 def _random_effect_variance(z, seen, conditional, Sigma):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._groups import INTERCEPT, validate_groups
+from ._groups import INTERCEPT
 from .core import ModelRows, RandomTerm, aliased_columns, encode_factor, make_structure
 
 __all__ = ["FittedDesign", "build_rows", "drop_zero_weights", "encode_factors"]
@@ -34,7 +34,7 @@ class FittedDesign:
     fixed: tuple
     fixed_names: tuple
     aliased: tuple
-    levels: dict  # factor -> pandas Index of its levels
+    levels: dict  # factor -> its level labels (array)
     specs: dict  # factor -> RandomSpec
     all_names: tuple  # the fixed columns before aliased ones were dropped
 
@@ -107,20 +107,20 @@ def _check_identifiable(terms, n, fixed_sigma):
             )
 
 
-def _random_terms(X, groups, specs, feature_names):
+def _random_terms(X, factors, specs):
     """A :class:`~sklearn_mixed.core.RandomTerm` per grouping factor, and its levels."""
-    names, labels = validate_groups(groups, X.shape[0])
+    names, labels = factors
     terms, levels = [], {}
     for name, (codes, lev) in zip(names, encode_factors(names, labels, X.shape[0]), strict=True):
         spec = specs[name]
         columns = [np.ones(X.shape[0]) if c is None else X[:, c] for c in spec.covariates]
         structure = make_structure(spec.blocks, len(spec.covariates))
         terms.append(RandomTerm(name, codes, lev, np.column_stack(columns), spec.names, structure))
-        levels[name] = pd.Index(lev)
+        levels[name] = lev
     return terms, levels
 
 
-def build_rows(X, y, groups, weights, *, specs, fixed, fit_intercept, feature_names,
+def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_names,
                fixed_sigma=None):  # fmt: skip
     """The model's rows, reduced, with aliased fixed columns dropped.
 
@@ -128,7 +128,8 @@ def build_rows(X, y, groups, weights, *, specs, fixed, fit_intercept, feature_na
     ----------
     X, y : ndarray
         Validated features and response (rows of weight 0 already dropped).
-    groups : array-like or None
+    factors : (list of str, list of ndarray) or None
+        The grouping factors' names and labels (``validate_groups``).
     weights : ndarray or None
     specs : dict of str -> RandomSpec
         Per grouping factor (from :func:`~._groups.resolve_random_effects`).
@@ -149,7 +150,7 @@ def build_rows(X, y, groups, weights, *, specs, fixed, fit_intercept, feature_na
     for j, c in enumerate(columns):
         design[:, j] = 1.0 if c is None else X[:, c]
     all_names = tuple(names)
-    terms, levels = ([], {}) if groups is None else _random_terms(X, groups, specs, feature_names)
+    terms, levels = ([], {}) if factors is None else _random_terms(X, factors, specs)
     rows = ModelRows(design, y, tuple(terms), weights, None, 0 if fit_intercept else None)
     reduction = rows.reduce()
     bad = aliased_columns(reduction)

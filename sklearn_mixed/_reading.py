@@ -223,7 +223,7 @@ class ReadingMixin:
 
         Returns
         -------
-        hat : ndarray of shape (n_obs_,)
+        hat : ndarray of shape (n_samples,)
 
         Examples
         --------
@@ -233,7 +233,7 @@ class ReadingMixin:
         >>> est = MixedLinearRegressor(random_slopes=["Days"])
         >>> est = est.fit(df[["Days"]], df["Reaction"], groups=df["Subject"])
         >>> print(f"{est.leverage()[:3].round(4)}  sum {est.leverage().sum():.3f}")
-        [0.2267 0.1619 0.1129]  sum 31.876
+        [0.2293 0.1697 0.1268]  sum 29.022
         """
         check_is_fitted(self)
         return core_influence.hat_values(self.model_)
@@ -246,7 +246,7 @@ class ReadingMixin:
 
         Returns
         -------
-        distance : ndarray of shape (n_obs_,)
+        distance : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
         return core_influence.cooks_distance(self.model_)
@@ -256,7 +256,7 @@ class ReadingMixin:
 
         Returns
         -------
-        residuals : ndarray of shape (n_obs_,)
+        residuals : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
         return core_influence.studentized_residuals(self.model_)
@@ -286,8 +286,8 @@ class ReadingMixin:
         >>> infl = est.influence(groups="Subject")
         >>> print(infl.cooks_distance().sort_values().tail(2).round(3).to_string())
         deleted
-        337    0.253
-        308    0.295
+        335    0.115
+        309    0.132
         """
         check_is_fitted(self)
         return _influence.group_influence(self, groups)

@@ -66,11 +66,20 @@ def variance_shares_table(group_names, term_cov, sigma2):
     )
 
 
-def zero_variance_terms(components, tol=1e-10):
-    """``factor/term`` labels whose estimated variance is (numerically) 0."""
-    comp = components.drop(index="Residual", level="factor")
-    scale = max(float(components["variance"].max()), 1.0)
-    return [f"{f} {t}" for (f, t), v in comp["variance"].items() if v <= tol * scale]
+def zero_variance_terms(terms, term_cov, sigma2, tol=1e-10):
+    """``factor term`` labels whose estimated variance is (numerically) 0.
+
+    ``terms`` with ``name`` and ``covariate_names``, ``term_cov`` their
+    covariance matrices: relative to the largest variance (and at least 1).
+    """
+    variances = [np.diag(cov) for cov in term_cov]
+    scale = max([float(sigma2), 1.0] + [float(v.max()) for v in variances if v.size])
+    return [
+        f"{t.name} {name}"
+        for t, v in zip(terms, variances, strict=True)
+        for name, value in zip(t.covariate_names, v, strict=True)
+        if value <= tol * scale
+    ]
 
 
 def _format_random_effects(est):

@@ -4,6 +4,8 @@
   REML fits by maximum likelihood as lme4's ``anova(m0, m1)`` does; of one
   model, lmerTest's ``anova(fit)``: F tests of its fixed-effect terms
   (:mod:`._fixed_tests`);
+- :func:`fixed_effects_tests`: t-tests of one model's coefficients
+  (lmerTest's ``summary``);
 - :func:`information_criteria`: AIC, BIC and log-likelihood of several fits,
   side by side, without refits.
 """
@@ -16,7 +18,9 @@ from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["BOUNDARY_NOTE", "anova", "information_criteria"]
+from ._fixed_tests import fixed_effects_tests
+
+__all__ = ["BOUNDARY_NOTE", "anova", "fixed_effects_tests", "information_criteria"]
 
 BOUNDARY_NOTE = (
     "Testing a variance component at 0 (a random term present in one model and "

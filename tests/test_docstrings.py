@@ -6,9 +6,9 @@ import importlib
 import pytest
 
 import sklearn_mixed
-from sklearn_mixed import _mixed, scoring
+from sklearn_mixed import _mixed, _reading, scoring
 
-MODULES = [_mixed, scoring]
+MODULES = [_mixed, _reading, scoring]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

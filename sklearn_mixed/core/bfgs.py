@@ -11,7 +11,9 @@ numpy:
   approximation of the inverse Hessian) and 0 on it;
 * a backtracking line search along the projected path
   ``x(t) = max(l, x + t d)`` accepts the first point with sufficient decrease
-  (Armijo), shrinking ``t`` by safeguarded quadratic interpolation;
+  (Armijo), shrinking ``t`` by safeguarded quadratic interpolation, and
+  doubling an accepted step while ``f`` is concave along it (BFGS learns no
+  curvature there);
 * ``H`` is updated with ``s = x_+ - x``, ``y = g_+ - g`` when ``s'y > 0``
   (scaled by ``s'y / y'y`` before the first update).
 
@@ -80,6 +82,29 @@ def _line_search(fun_and_grad, x, f, g, d, lower, t):
     return None, f, g, n_evaluations
 
 
+def _extrapolate(fun_and_grad, x, g, lower, x_new, f_new, g_new):
+    """Longer steps while ``f`` is concave along the step (its slope steepens).
+
+    There ``s'y < 0``: BFGS cannot learn a curvature and its steps keep the
+    length of the first (near a zero variance the deviance is concave in
+    theta).  Double the step, up to ``_MAX_STEP`` in max-norm, while ``f``
+    decreases and stays concave.
+    """
+    n_evaluations = 0
+    s = x_new - x
+    while (g_new - g) @ s < 0.0:
+        s = 2.0 * s
+        if np.max(np.abs(s)) > _MAX_STEP:
+            break
+        x_try = np.maximum(x + s, lower)
+        f_try, g_try = fun_and_grad(x_try)
+        n_evaluations += 1
+        if not f_try < f_new:
+            break
+        x_new, f_new, g_new, s = x_try, f_try, g_try, x_try - x
+    return x_new, f_new, g_new, n_evaluations
+
+
 def _bfgs_update(H, s, y, first):
     """Inverse-Hessian BFGS update; skipped when the curvature ``s'y`` is not positive."""
     sy = s @ y
@@ -96,7 +121,7 @@ def _bfgs_update(H, s, y, first):
     )
 
 
-def projected_bfgs(fun_and_grad, x0, lower, *, max_iter=500, gtol=1e-9):
+def projected_bfgs(fun_and_grad, x0, lower, *, max_iter=500, gtol=1e-9, scale=None):
     """Minimize ``f`` subject to ``x >= lower`` (``-inf`` for unbounded).
 
     Parameters
@@ -107,6 +132,10 @@ def projected_bfgs(fun_and_grad, x0, lower, *, max_iter=500, gtol=1e-9):
     max_iter : int
     gtol : float
         Stop when ``max |projected gradient| <= gtol max(1, |f|)``.
+    scale : ndarray of shape (d,), optional
+        A guess of the inverse Hessian's diagonal: the first step is
+        ``-scale * g`` instead of steepest descent of length up to
+        ``_MAX_STEP``, and the BFGS updates start from it.
 
     Returns
     -------
@@ -115,26 +144,32 @@ def projected_bfgs(fun_and_grad, x0, lower, *, max_iter=500, gtol=1e-9):
     """
     x = np.maximum(np.asarray(x0, dtype=float), lower)
     f, g = fun_and_grad(x)
-    H, updated, n_evaluations = np.eye(x.size), False, 1
+    H0 = np.eye(x.size) if scale is None else np.diag(np.asarray(scale, dtype=float))
+    H, updated, n_evaluations = H0.copy(), scale is not None, 1
     message, success, nit = "maximum number of iterations reached", False, 0
     while nit < max_iter:
         nit += 1
         pg = _projected_gradient(x, g, lower)
-        pg_max, scale = np.max(np.abs(pg)), max(1.0, abs(f))
-        if pg_max <= gtol * scale:
+        pg_max, f_scale = np.max(np.abs(pg)), max(1.0, abs(f))
+        if pg_max <= gtol * f_scale:
             message, success = "projected gradient below gtol", True
             break
         d, reset = _direction(H, g, pg)
         if reset:
-            H, updated = np.eye(x.size), False
-        if -(g @ d) <= _ROUNDING * scale:  # the quadratic model's decrease
+            H, updated = H0.copy(), scale is not None
+        if -(g @ d) <= _ROUNDING * f_scale:  # the quadratic model's decrease
             message, success = "predicted decrease at the rounding level of f", True
             break
         t = min(1.0, _MAX_STEP / np.max(np.abs(d)))
         x_new, f_new, g_new, count = _line_search(fun_and_grad, x, f, g, d, lower, t)
         n_evaluations += count
+        if x_new is not None:
+            x_new, f_new, g_new, count = _extrapolate(
+                fun_and_grad, x, g, lower, x_new, f_new, g_new
+            )
+            n_evaluations += count
         if x_new is None:
-            success = pg_max <= np.sqrt(gtol) * scale
+            success = pg_max <= np.sqrt(gtol) * f_scale
             message = "no decrease at the rounding level of f" if success else "line search failed"
             break
         H = _bfgs_update(H, x_new - x, g_new - g, first=not updated)

@@ -12,6 +12,11 @@ import numpy as np
 
 __all__ = [
     "batched_cholesky",
+    "bmm",
+    "cholesky_adjoint",
+    "left_times",
+    "right_times",
+    "segment_sum",
     "block_matmul",
     "batched_lower_inverse",
     "blockwise_outer",
@@ -35,7 +40,7 @@ def batched_cholesky(D):
     for j in range(k):
         # L_jj = sqrt(D_jj - sum_l L_jl^2), L_ij = (D_ij - sum_l L_il L_jl) / L_jj
         pivot = D[:, j, j] - (L[:, j, :j] ** 2).sum(axis=1)
-        if np.any(pivot <= 0.0):
+        if not pivot.min(initial=np.inf) > 0.0:
             raise np.linalg.LinAlgError("a block is not positive definite")
         L[:, j, j] = np.sqrt(pivot)
         for i in range(j + 1, k):
@@ -96,3 +101,60 @@ def blockwise_outer(A, B):
         for b in range(l_):
             out[:, a, b] = (A[:, :, a] * B[:, :, b]).sum(axis=0)
     return out
+
+
+def cholesky_adjoint(L, L_inv, L_bar, half_lower):
+    """``Mbar`` (symmetric) of ``M = L L'`` from ``Lbar`` (Murray 2016), batched:
+    ``L^-T Phi(L' Lbar) L^-1``, ``Phi`` the lower triangle with its diagonal
+    halved (``half_lower``: that ``k x k`` mask)."""
+    Phi = bmm(np.swapaxes(L, 1, 2), L_bar) * half_lower
+    M_bar = bmm(bmm(np.swapaxes(L_inv, 1, 2), Phi), L_inv)
+    return 0.5 * (M_bar + np.swapaxes(M_bar, 1, 2))
+
+
+def segment_sum(index, values, size):
+    """``out[g] = sum of values[i] over i with index[i] == g``, for (n, ...) values:
+    one ``bincount`` over (group, component) keys (``np.add.at`` is ~6x slower)."""
+    values = np.asarray(values, dtype=float)
+    inner = int(np.prod(values.shape[1:], dtype=np.int64))
+    keys = (np.asarray(index, dtype=np.int64)[:, None] * inner + np.arange(inner)).ravel()
+    out = np.bincount(keys, weights=values.reshape(-1), minlength=size * inner)
+    return out.reshape((size,) + values.shape[1:])
+
+
+# Below this many matrices, or above this inner size, numpy's matmul is faster.
+_UNROLL_FROM = 512
+
+
+def bmm(A, B):
+    """``A[i] @ B[i]`` for (n, a, c) and (n, c, b) stacks of small matrices.
+
+    numpy's batched matmul pays a per-matrix overhead that dominates for
+    2 x 2 blocks; loops over the small dimensions run each product as a vector
+    operation over the ``n`` matrices instead.
+    """
+    n, a, c = A.shape
+    b = B.shape[2]
+    if n < _UNROLL_FROM or a * b * c > 27:
+        return np.matmul(A, B)
+    out = np.empty((n, a, b))
+    for i in range(a):
+        for j in range(b):
+            acc = A[:, i, 0] * B[:, 0, j]
+            for l in range(1, c):
+                acc += A[:, i, l] * B[:, l, j]
+            out[:, i, j] = acc
+    return out
+
+
+def right_times(A, M):
+    """``A[i] @ M`` for a stack A (n, a, c) and one matrix M (c, b): one GEMM."""
+    n, a, c = A.shape
+    return (np.ascontiguousarray(A).reshape(n * a, c) @ M).reshape(n, a, M.shape[1])
+
+
+def left_times(M, A):
+    """``M @ A[i]`` for one matrix M (b, a) and a stack A (n, a, c): one GEMM."""
+    n, a, c = A.shape
+    flat = np.ascontiguousarray(np.swapaxes(A, 1, 2)).reshape(n * c, a) @ M.T
+    return np.swapaxes(flat.reshape(n, c, M.shape[0]), 1, 2)

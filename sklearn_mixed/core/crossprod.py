@@ -81,17 +81,22 @@ def _cross_with_data(t):
     return np.concatenate([np.moveaxis(t.ZX, 2, 0), t.Zy[None]], axis=0)
 
 
+# Below this many stored products the precomputed pairs always win.
+_FEW_PRODUCTS = 100_000
+
+
 def _weighted_gram(later_Z):
     """A :class:`WeightedGram` of ``later_Z`` if it beats a dense syrk, else None.
 
     Its cost per evaluation is the number of stored products; a syrk costs
-    ``q^2 m`` flops, about a hundred times cheaper each.
+    ``q^2 m`` flops, about a hundred times cheaper each, but below ~1e5
+    products both cost less than the sparse bookkeeping of the syrk's path.
     """
     q, m = later_Z.shape
     if not q:
         return None
     stored = WeightedGram.stored_products(later_Z)
-    if stored > PAIR_LIMIT or 100 * stored > q * q * m:
+    if stored > PAIR_LIMIT or (stored > _FEW_PRODUCTS and 100 * stored > q * q * m):
         return None
     return WeightedGram(later_Z)
 

@@ -20,6 +20,7 @@ substitution, ``b = Lambda u`` (the BLUPs), ``Var(beta) = sigma^2 (L_X L_X')^-1`
 and the conditional variances ``Var(b | y) = sigma^2 Lambda (L_Z L_Z')^-1 Lambda'``.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,15 +81,16 @@ class Criterion:
 
     def value(self, logdet_Z, logdet_X, pwrss):
         """The deviance from the factor's log-determinants and ``r^2``."""
-        value = logdet_Z - self.sum_log_w
+        value = float(logdet_Z) - self.sum_log_w
         if self.reml:
-            value += logdet_X
+            value += float(logdet_X)
         nu = self.dof
-        with np.errstate(divide="ignore"):  # an exact fit (r = 0) has deviance -inf
-            if self.fixed_sigma is None:
-                return value + nu * (1.0 + np.log(2.0 * np.pi * pwrss / nu))
-            s2 = self.fixed_sigma**2
-            return value + pwrss / s2 + nu * np.log(2.0 * np.pi * s2)
+        if self.fixed_sigma is None:
+            if not pwrss > 0.0:  # an exact fit (r = 0) has deviance -inf
+                return -math.inf
+            return value + nu * (1.0 + math.log(2.0 * math.pi * float(pwrss) / nu))
+        s2 = self.fixed_sigma**2
+        return value + float(pwrss) / s2 + nu * math.log(2.0 * math.pi * s2)
 
     def response_weight(self, pwrss):
         """``c`` with ``d(deviance) = d(c log r^2)`` at this ``r^2`` (for adjoints)."""
@@ -209,6 +211,9 @@ def conditional_covariance_blocks(factor, dense_sizes, pairs=None):
         one sparse product.
     """
     q = factor.q_dense
+    if q == 0 and len(factor.stages) == 1:  # one term: L_Z = blockdiag(L_j)
+        L_inv = factor.stages[0].L_inv
+        return [np.matmul(np.swapaxes(L_inv, 1, 2), L_inv)]
     S_inv = _dense_inverse(factor.L22[:q, :q])
     L_D_inv = None
     blocks = []

@@ -42,7 +42,9 @@ from .deviance import (
 from .gradient import intercept_gradients, relative_factor_gradients
 from .memory import check_dense_block
 from .optimize import minimize_deviance
+from .paired import PAIR_BUDGET, PairedDeviance, paired_size
 from .reduction import ModelRows, intercept_column
+from .single import SingleTermDeviance
 from .start import intercept_moment_start, slope_moment_start
 from .threads import single_blas_thread
 
@@ -68,6 +70,12 @@ _SINGLE_THREAD_BELOW = 4000
 # The fixed effects fit y exactly when the OLS residual sum of squares is below
 # this fraction of the total (rounding leaves ~1e-16 of it).
 _EXACT_FIT = 1e-12
+# Up to this many covariance parameters the optimizer is the lean projected BFGS
+# of :mod:`.bfgs` (dense quasi-Newton matrix); beyond, L-BFGS-B.
+_PROJECTED_BFGS_UP_TO = 50
+# Crossed random intercepts with more dense levels than this use the Schur
+# pattern of .schur, tuned for them (InstEval: 1142), instead of .paired.
+_PAIRED_DENSE_UP_TO = 400
 # Advice when the dense block is too large for memory.
 _MEMORY_ADVICE = (
     "Crossed random intercepts of this size can be fitted by CrossedEffectsRegressor"
@@ -245,7 +253,7 @@ class LinearMixedModel:
         self.fit_options = {}
         self.optimizer = None  # OptimizeOutcome of the last fit
         self.result = None  # LMMFit at the optimum
-        self._small = self._closed = self._dense = None
+        self._small = self._single = self._paired = self._closed = self._dense = None
         self._cp = self._last_factor = None
         if self.terms and solver == "exact":
             self._plan()
@@ -254,12 +262,35 @@ class LinearMixedModel:
     def _plan(self):
         sizes = [(t.n_levels, t.n_coef) for t in self.reduction.terms]
         q = sum(m * k for m, k in sizes)
+        if len(sizes) == 1:  # one term: level by level, whatever its size
+            self._single = SingleTermDeviance(
+                self.reduction.terms[0], data_gram(self.reduction), self.criterion
+            )
+            self._closed, self._dense = [0], []
+            return
         if q + self.p + 1 <= DENSE_SIZE_LIMIT:
             self._small = DenseDeviance(augmented_gram(self.reduction), sizes, self.criterion)
             return
         self._closed, self._dense = elimination_order(self.reduction)
         q_dense = sum(sizes[f][0] * sizes[f][1] for f in self._dense)
         check_dense_block(q_dense + self.p + 1, _MEMORY_ADVICE)
+        if self._pairs_pay(sizes, q_dense):
+            self._paired = PairedDeviance(
+                self.reduction, self._closed[0], self._dense, self.criterion
+            )
+
+    def _pairs_pay(self, sizes, q_dense):
+        """Whether the pair-list kernel (:mod:`.paired`) fits this plan: one term
+        eliminated, dense terms of one size, pairs within budget; random
+        intercepts crossed with many dense levels keep the precomputed Schur
+        pattern of :mod:`.schur` (InstEval)."""
+        closed, dense = self._closed, self._dense
+        if len(closed) != 1 or not dense or len({sizes[f][1] for f in dense}) != 1:
+            return False
+        intercepts = all(k == 1 for _, k in sizes)
+        if intercepts and q_dense > _PAIRED_DENSE_UP_TO:
+            return False
+        return paired_size(self.reduction, closed[0], dense) <= PAIR_BUDGET
 
     @property
     def cp(self):
@@ -318,9 +349,16 @@ class LinearMixedModel:
         if last is not None and np.array_equal(last[0], theta):
             return last[1], last[2]
         T = self.layout.factors(theta)
-        factor = blocked_cholesky(
-            cp=self.cp, T_closed=[T[i] for i in self._closed], Lambda_dense=self._dense_lambda(T)
-        )
+        if self._single is not None:
+            factor = self._single.factor(T[0])
+        elif self._paired is not None:
+            factor = self._paired.factor(T[self._closed[0]], [T[i] for i in self._dense])
+        else:
+            factor = blocked_cholesky(
+                cp=self.cp,
+                T_closed=[T[i] for i in self._closed],
+                Lambda_dense=self._dense_lambda(T),
+            )
         self._last_factor = (np.array(theta, dtype=float), factor, T)
         return factor, T
 
@@ -339,6 +377,9 @@ class LinearMixedModel:
         theta = np.asarray(theta, dtype=float)
         if self._small is not None:
             return float(self._small.deviance(self.layout.factors(theta)))
+        if self._paired is not None:
+            T = self.layout.factors(theta)
+            return float(self._paired.deviance(T[self._closed[0]], [T[i] for i in self._dense]))
         factor = self.factorize(theta)[0]
         return float(self.criterion.value(*log_determinants(factor, self.p)))
 
@@ -353,6 +394,15 @@ class LinearMixedModel:
         if self._small is not None:
             value, grads = self._small.value_and_gradient(self.layout.factors(theta))
             return value, self.layout.theta_gradient(grads)
+        if self._single is not None:
+            value, grad = self._single.value_and_gradient(self.layout.factors(theta)[0])
+            return value, self.layout.theta_gradient([grad])
+        if self._paired is not None:
+            T = self.layout.factors(theta)
+            value, grad_1, grads_D = self._paired.value_and_gradient(
+                T[self._closed[0]], [T[i] for i in self._dense]
+            )
+            return value, self._theta_gradient([grad_1] + grads_D)
         factor, T = self.factorize(theta)
         value = self.criterion.value(*log_determinants(factor, self.p))
         rt = self.reduction.terms
@@ -393,10 +443,17 @@ class LinearMixedModel:
             q = self._small.q
             L_X_inv = la.solve_triangular(L[q:-1, q:-1], np.eye(self.p), lower=True)
         else:
-            factor = self.factorize(theta)[0]
-            logdet_Z, logdet_X, pwrss = log_determinants(factor, self.p)
-            q = factor.q_dense
-            L_X = factor.L22[q : q + self.p, q : q + self.p]
+            if self._paired is not None:
+                T = self.layout.factors(theta)
+                (logdet_Z, logdet_X, pwrss), L22 = self._paired.log_determinants(
+                    T[self._closed[0]], [T[i] for i in self._dense]
+                )
+                q = L22.shape[0] - self.p - 1
+            else:
+                factor = self.factorize(theta)[0]
+                logdet_Z, logdet_X, pwrss = log_determinants(factor, self.p)
+                q, L22 = factor.q_dense, factor.L22
+            L_X = L22[q : q + self.p, q : q + self.p]
             L_X_inv = la.solve_triangular(L_X, np.eye(self.p), lower=True)
         return CriterionPieces(float(logdet_Z), float(logdet_X), float(pwrss), L_X_inv.T @ L_X_inv)
 
@@ -438,8 +495,8 @@ class LinearMixedModel:
             from .iterative import fit_iterative_model
 
             return fit_iterative_model(self, max_iter=max_iter, tol=tol, **iterative_options)
-        theta0 = self.start() if start is None else self._feasible(start)
         with self.threads():
+            theta0 = self.start() if start is None else self._feasible(start)
             self.optimizer = minimize_deviance(
                 self.deviance,
                 theta0,
@@ -447,11 +504,26 @@ class LinearMixedModel:
                 value_and_gradient=self.value_and_gradient if self.has_gradient else None,
                 max_iter=max_iter,
                 tol=tol,
-                cheap=self.is_small,
+                projected=self.layout.start.size <= _PROJECTED_BFGS_UP_TO,
+                scale=self._curvature_scale(theta0),
             )
             self.theta = self.optimizer.theta
             self.result = self._solution(self.theta)
         return self
+
+    def _curvature_scale(self, theta):
+        """A guess of the inverse Hessian's diagonal at ``theta``: a term's
+        log-determinant gives its elements a curvature of about ``m / theta^2``
+        (``m`` its levels), so ``theta^2 / m``, with ``theta`` at least a tenth
+        of the term's largest diagonal element and at least 0.1 (near 0 the
+        deviance is flat or concave in theta, not steeper)."""
+        scale = np.empty(theta.size)
+        for t, structure, s in zip(self.terms, self.layout.structures, self.layout.slices,
+                                   strict=True):  # fmt: skip
+            values = np.abs(theta[s])
+            floor = 0.1 * max(values[structure.on_diagonal].max(initial=0.0), 1.0)
+            scale[s] = np.maximum(values, floor) ** 2 / max(t.n_levels, 1)
+        return scale
 
     def _feasible(self, start):
         start = np.array(start, dtype=float)
@@ -563,7 +635,9 @@ class LinearMixedModel:
         """Conditional modes ``b = T u`` and ``Var(b | y)`` per term, in term order."""
         rt = self.reduction.terms
         dense_sizes = [(rt[i].n_levels, rt[i].n_coef) for i in self._dense]
-        blocks = conditional_covariance_blocks(factor, dense_sizes, self.cp.closed[0].pairs)
+        kernels = self._single is not None or self._paired is not None
+        pairs = None if kernels else self.cp.closed[0].pairs
+        blocks = conditional_covariance_blocks(factor, dense_sizes, pairs)
         dense_columns = np.cumsum([m * k for m, k in dense_sizes])[:-1]
         u_parts = u_closed + (np.split(u_dense, dense_columns) if dense_sizes else [])
         b, cond = [None] * len(rt), [None] * len(rt)

@@ -83,9 +83,14 @@ class _CountedObjective:
         return f0, grad
 
 
-# Steps off the boundary tried, as fractions of the starting value.
+# Steps off the boundary tried, as fractions of the starting value (at least 1,
+# lme4's start of a relative standard deviation).
 _BOUNDARY_PROBES = (1e-3, 1e-2, 1e-1, 0.5, 1.0)
 _MAX_BOUNDARY_RESTARTS = 3
+# Closer than this to its bound, a theta element counts as on it: the deviance
+# is even in a diagonal element of Lambda, so there its derivative is ~0 and a
+# gradient method started or stopped there does not move.
+_NEAR_BOUND = 1e-6
 
 
 def _probe_off_boundary(objective, theta, value, theta0, lower):
@@ -95,21 +100,24 @@ def _probe_off_boundary(objective, theta, value, theta0, lower):
     tell whether the interior is lower: evaluate the deviance at a few steps
     into the feasible set.
     """
-    at_bound = np.isfinite(lower) & (theta <= lower)
+    at_bound = np.isfinite(lower) & (theta - lower <= _NEAR_BOUND)
     if not np.any(at_bound):
         return None
     best, best_value = None, value
+    step = np.maximum(np.abs(theta0), 1.0)
     for fraction in _BOUNDARY_PROBES:
-        candidate = np.where(at_bound, lower + fraction * theta0, theta)
+        candidate = np.where(at_bound, lower + fraction * step, theta)
         candidate_value = objective(candidate)
         if candidate_value < best_value:
             best, best_value = candidate, candidate_value
     return best
 
 
-def _quasi_newton(objective, theta, bounds, max_iter, tol):
+def _quasi_newton(objective, theta, bounds, max_iter, tol, scale=None):
     if bounds.projected:
-        return projected_bfgs(objective.value_and_gradient, theta, bounds.lower, max_iter=max_iter)
+        return projected_bfgs(
+            objective.value_and_gradient, theta, bounds.lower, max_iter=max_iter, scale=scale
+        )
     return minimize(
         objective.value_and_gradient,
         theta,
@@ -131,7 +139,15 @@ def _nelder_mead_polish(objective, theta, value, bounds, tol):
 
 
 def minimize_deviance(
-    deviance, theta0, lower, *, value_and_gradient=None, max_iter=500, tol=1e-10, cheap=False
+    deviance,
+    theta0,
+    lower,
+    *,
+    value_and_gradient=None,
+    max_iter=500,
+    tol=1e-10,
+    projected=False,
+    scale=None,
 ):
     """Minimize ``deviance(theta)`` subject to ``theta >= lower``.
 
@@ -154,20 +170,27 @@ def minimize_deviance(
         Maximum number of quasi-Newton iterations.
     tol : float
         Relative tolerance on the deviance between iterations.
+    projected : bool
+        Use the projected BFGS of :mod:`.bfgs` (few parameters, cheap
+        evaluations: its bookkeeping is lighter) instead of L-BFGS-B.
+    scale : ndarray of shape (d,), optional
+        The projected BFGS's guess of the inverse Hessian's diagonal.
     """
     objective = _CountedObjective(deviance, value_and_gradient)
     theta0 = np.asarray(theta0, dtype=float)
     if theta0.size == 0:
         return OptimizeOutcome(theta0, objective(theta0), 0, 1, True, "no parameters")
-    bounds = _Bounds(np.asarray(lower, dtype=float), cheap and value_and_gradient is not None)
-    result = _quasi_newton(objective, theta0, bounds, max_iter, tol)
+    lower = np.asarray(lower, dtype=float)
+    theta0 = np.where(np.isfinite(lower) & (theta0 - lower <= _NEAR_BOUND), lower, theta0)
+    bounds = _Bounds(lower, projected and value_and_gradient is not None)
+    result = _quasi_newton(objective, theta0, bounds, max_iter, tol, scale)
     n_iter, converged, message = result.nit, bool(result.success), str(result.message)
     theta, value = result.x, result.fun
     for _ in range(_MAX_BOUNDARY_RESTARTS):
         restart_point = _probe_off_boundary(objective, theta, value, theta0, lower)
         if restart_point is None:
             break
-        restart = _quasi_newton(objective, restart_point, bounds, max_iter, tol)
+        restart = _quasi_newton(objective, restart_point, bounds, max_iter, tol, scale)
         n_iter += restart.nit
         if restart.fun >= value:
             break

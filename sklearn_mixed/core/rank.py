@@ -45,6 +45,13 @@ def aliased_columns(reduction, tol=ALIAS_TOL):
     p = G.shape[0]
     norm2 = np.diag(G).copy()
     uncentred = norm2 + reduction.sum_w * reduction.shift_X**2
+    if p and np.all(norm2 > _CONSTANT_TOL**2 * uncentred):
+        try:  # full rank: every pivot of the Cholesky factor is r_j
+            pivots = np.diagonal(np.linalg.cholesky(G)) ** 2
+            if np.all(pivots > tol**2 * norm2):
+                return []
+        except np.linalg.LinAlgError:
+            pass
     kept, bad = [], []
     L = np.zeros((0, 0))
     for j in range(p):

@@ -383,8 +383,12 @@ def _crosstab(rows, cols, m_rows, m_cols, values=None):
     n = rows.size
     if m_rows * m_cols <= max(4 * n, 4096):
         keys = rows.astype(np.int64) * m_cols + cols
-        table = np.bincount(keys, weights=values, minlength=m_rows * m_cols).astype(float)
-        return sp.csr_matrix(table.reshape(m_rows, m_cols))
+        table = np.bincount(keys, weights=values, minlength=m_rows * m_cols).reshape(m_rows, -1)
+        present = table != 0
+        indptr = np.concatenate([[0], np.cumsum(present.sum(axis=1))])
+        indices = np.nonzero(present)[1]
+        data = table[present].astype(float)
+        return sp.csr_matrix((data, indices, indptr), shape=(m_rows, m_cols))
     data = np.ones(n) if values is None else values
     return sp.coo_matrix((data, (rows, cols)), shape=(m_rows, m_cols)).tocsr()
 

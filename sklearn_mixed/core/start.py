@@ -30,8 +30,6 @@ Journal of Statistics 11(1), 1235-1296.
 
 import numpy as np
 
-from .threads import single_blas_thread
-
 __all__ = ["intercept_moment_start", "intercept_moments", "slope_moment_start"]
 
 # Lower limit of a variance estimate, as a fraction of the residual variance:
@@ -95,9 +93,8 @@ def intercept_moments(reduction):
     terms = reduction.terms
     if any(t.n_coef != 1 or t.intercept != 0 or t.level_y is None for t in terms):
         return None
-    with single_blas_thread():  # small BLAS calls: threads would only wait
-        A, V = _moment_equations(reduction, _ols(reduction))
-        return np.linalg.lstsq(A, V, rcond=None)[0]
+    A, V = _moment_equations(reduction, _ols(reduction))
+    return np.linalg.lstsq(A, V, rcond=None)[0]
 
 
 def intercept_moment_start(reduction):
@@ -131,8 +128,17 @@ def _per_level_least_squares(t):
     """
     k = t.n_coef
     usable = t.level_n > k
-    usable[usable] = np.linalg.cond(t.A[usable]) < 1e8
     if usable.sum() < 3 or t.level_yy is None:
+        return None
+    # well conditioned: the pivots of Z_j'Z_j scaled to unit diagonal above 1e-8
+    S = t.A[usable]
+    scale = np.sqrt(np.einsum("mii->mi", S))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = S / (scale[:, :, None] * scale[:, None, :])
+    det = np.linalg.det(scaled)
+    keep = np.isfinite(det) & (det > 1e-8)
+    usable[usable] = keep
+    if usable.sum() < 3:
         return None
     S_inv = np.linalg.inv(t.A[usable])
     r = t.Zy[usable]

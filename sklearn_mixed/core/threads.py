@@ -15,27 +15,50 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["all_blas_threads", "single_blas_thread"]
 
 _controller = None
+_libraries = None
 _default_threads = None
 
 
 def _get_controller():
     """The controller, and BLAS's thread count before any limit of ours."""
-    global _controller, _default_threads
+    global _controller, _libraries, _default_threads
     if _controller is None:
         _controller = ThreadpoolController()
-        counts = [p.num_threads for p in _controller.select(user_api="blas").lib_controllers]
-        _default_threads = max(counts, default=1)
+        _libraries = _controller.select(user_api="blas").lib_controllers
+        _default_threads = max((p.num_threads for p in _libraries), default=1)
     return _controller
+
+
+def _blas_libraries():
+    _get_controller()
+    return _libraries
+
+
+@contextlib.contextmanager
+def _blas_threads(n):
+    """BLAS on ``n`` threads, restored after: the libraries' own setters (a C call
+    each; threadpoolctl's ``limit`` rescans the loaded libraries, ~50 us)."""
+    libraries = _blas_libraries()
+    before = [lib.num_threads for lib in libraries]
+    changed = [lib for lib, b in zip(libraries, before, strict=True) if b != n]
+    for lib in changed:
+        lib.set_num_threads(n)
+    try:
+        yield
+    finally:
+        for lib, b in zip(libraries, before, strict=True):
+            if lib in changed:
+                lib.set_num_threads(b)
 
 
 def single_blas_thread():
     """Context: BLAS on one thread."""
-    return _get_controller().limit(limits=1, user_api="blas")
+    return _blas_threads(1)
 
 
 def all_blas_threads(flops):
     """Context: BLAS on all its threads, for a call of at least ~1e9 flops."""
     if flops < 1e9:
         return contextlib.nullcontext()
-    controller = _get_controller()
-    return controller.limit(limits=_default_threads, user_api="blas")
+    _get_controller()
+    return _blas_threads(_default_threads)
