@@ -178,7 +178,8 @@ def _timed(fit):
 def time_python(df, spec, reml, repeat):
     """Medians ``(ours, ours loglik, mixedlm, mixedlm loglik)``, alternating fit by fit."""
     ours, peer = _ours(df, spec, reml), _mixedlm(df, spec, reml)
-    ours(), peer() if peer else None  # warm-up: imports, caches
+    for _ in range(2):  # warm-up: imports, caches, the first allocations
+        ours(), peer() if peer else None
     t_ours, t_peer, ll_ours, ll_peer = [], [], np.nan, np.nan
     for _ in range(repeat):
         dt, ll_ours = _timed(ours)

@@ -8,8 +8,9 @@ with the grouping factors passed as arrays.
 
 from . import datasets, inference
 from ._crossed import CrossedEffectsRegressor
+from ._influence import GroupInfluence
 from ._mixed import MixedLinearRegressor
-from .exceptions import PopulationPredictionWarning, SingularFitWarning
+from .exceptions import ExactFitWarning, PopulationPredictionWarning, SingularFitWarning
 from .formula import FormulaModel, from_formula, lmer
 from .inspection import (
     CaterpillarDisplay,
@@ -25,7 +26,9 @@ __version__ = "0.1.0"
 __all__ = [
     "CaterpillarDisplay",
     "CrossedEffectsRegressor",
+    "ExactFitWarning",
     "FormulaModel",
+    "GroupInfluence",
     "MixedLinearRegressor",
     "PopulationPredictionWarning",
     "RandomEffectsQQDisplay",

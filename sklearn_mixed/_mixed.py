@@ -148,7 +148,18 @@ class MixedLinearRegressor(_BaseMixedRegressor):
     covariance_structures_ : dict of str -> str
         ``"unstructured"`` or ``"diagonal"``, per factor.
     n_obs_ : int
-        Number of observations used in ``fit``.
+        Number of observations used in ``fit`` (rows of weight 0 excluded).
+    fixed_effect_names_ : list of str
+        The estimated fixed-effect columns, ``"(Intercept)"`` first: the rows
+        of ``fixed_effects_`` and ``fixed_effects_cov_``.
+    aliased_features_ : list of str
+        Fixed-effect columns dropped because they are linear combinations of
+        earlier ones (lme4's rank-deficiency check); their ``coef_`` is 0.
+    model_ : LinearMixedModel
+        The fitted numerical model (:mod:`sklearn_mixed.core.model`): the
+        reduced data, ``model_.deviance(theta)`` (lme4's
+        ``as.function(fit)``), refits by the other criterion, and the
+        solution ``model_.result``.
     n_features_in_ : int
         Number of features (grouping columns excluded).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

@@ -223,3 +223,34 @@ def test_conditional_variances_with_precomputed_pairs(monkeypatch):
     generic = conditional_covariance_blocks(factor, [(n_b, 1)])
     for got, expected in zip(fast, generic, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["ml", "reml"])
+def test_nested_pair_kernel_matches_blocked_factor_and_differences(method, monkeypatch):
+    """Children nested in schools, slopes on both (egsingle's shape): the pair
+    kernel's shortcut for one pair per level (core.paired) gives the deviance
+    of the general blocked factor and a gradient equal to central differences."""
+    monkeypatch.setattr(model_module, "DENSE_SIZE_LIMIT", 0)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(N, 2))
+    X = np.column_stack([np.ones(N), x])
+    y = X @ [1.0, 0.5, -0.3] + rng.normal(size=N)
+    child = np.repeat(np.arange(60), N // 60)
+    school = child // 6  # 10 schools of 6 children
+    covariates = np.column_stack([np.ones(N), x[:, 0]])
+    terms = [RandomTerm(name, codes, np.arange(codes.max() + 1), covariates, (0, 1))
+             for name, codes in (("child", child), ("school", school))]  # fmt: skip
+    paired = _model(X, y, terms, method)
+    assert paired._paired is not None and paired._paired._one_per_level
+    monkeypatch.setattr(model_module, "PAIR_BUDGET", 0)
+    blocked = _model(X, y, terms, method)
+    assert blocked._paired is None
+    for theta in (rng.uniform(0.2, 1.5, 6), paired.start()):
+        value, grad = paired.value_and_gradient(theta)
+        assert value == pytest.approx(blocked.deviance(theta), rel=1e-12)
+        h = 1e-6
+        for i in range(theta.size):
+            step = np.zeros_like(theta)
+            step[i] = h
+            fd = (paired.deviance(theta + step) - paired.deviance(theta - step)) / (2 * h)
+            assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-5)

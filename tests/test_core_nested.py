@@ -4,9 +4,10 @@ level by level, and the result equals the dense elimination of the outer terms."
 import numpy as np
 import pytest
 
-import sklearn_mixed.core.model as model_module
+import sklearn_mixed.core.layout as layout_module
 from sklearn_mixed.core import RandomTerm, fit_lmm
-from sklearn_mixed.core.model import LinearMixedModel, elimination_order
+from sklearn_mixed.core.layout import elimination_order
+from sklearn_mixed.core.model import LinearMixedModel
 from sklearn_mixed.core.reduction import reduce_rows
 
 
@@ -53,7 +54,7 @@ def test_large_nested_design_uses_closed_chain_and_matches_dense(method, monkeyp
     model = LinearMixedModel(_reduce(X, y, terms), terms, method=method)
     assert model.plan == ([1, 0], [2])  # 600 outer levels
     sparse = fit_lmm(X, y, terms, method=method).result
-    monkeypatch.setattr(model_module, "DENSE_LIMIT", 10**9)
+    monkeypatch.setattr(layout_module, "DENSE_LIMIT", 10**9)
     model = LinearMixedModel(_reduce(X, y, terms), terms, method=method)
     assert model.plan == ([1], [0, 2])
     dense = fit_lmm(X, y, terms, method=method).result

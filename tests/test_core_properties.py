@@ -19,7 +19,7 @@ from sklearn_mixed.core.grouping import (
     nesting_pairs,
     term_model_matrix,
 )
-from sklearn_mixed.core.model import elimination_order
+from sklearn_mixed.core.layout import elimination_order
 from sklearn_mixed.core.reduction import intercept_column, reduce_rows
 from sklearn_mixed.core.structures import covariance_to_sd_corr, make_structure
 

@@ -5,19 +5,28 @@ One mathematical object per module:
 - :mod:`.grouping`: grouping factors, level codes, nesting, the blocks of Z;
 - :mod:`.structures`: covariance structures, theta <-> T <-> Sigma;
 - :mod:`.reduction`: the one data reduction, rows -> cross-products;
+- :mod:`.rank`: aliased fixed-effect columns, on the reduction;
+- :mod:`.layout`: theta per term, and the terms' elimination order;
 - :mod:`.crossprod`: the blocked layout of the cross-products;
 - :mod:`.cholesky`: the blocked Cholesky factor of the augmented system;
-- :mod:`.dense`: the dense system of a small model;
-- :mod:`.deviance`: the profiled (RE)ML deviance and the solution at theta;
-- :mod:`.optimize`: the optimizer driver;
-- :mod:`.model`: the model object that ties them together;
+- :mod:`.single`, :mod:`.paired`, :mod:`.dense`, :mod:`.schur`: faster
+  evaluations of the same factor for one term, for one eliminated term with
+  dense ones, for a small model, for crossed intercepts;
+- :mod:`.deviance`, :mod:`.gradient`: the profiled (RE)ML deviance, its
+  gradient and the solution at theta;
+- :mod:`.start`, :mod:`.optimize`, :mod:`.bfgs`: starting values and the
+  optimizer;
+- :mod:`.model`: the model object that ties them together, and
+  :mod:`.solution` its result;
+- :mod:`.iterative`: the approximate solver for huge crossed intercepts;
 - :mod:`.profile`, :mod:`.satterthwaite`, :mod:`.influence`: inference on it.
 """
 
 from .grouping import RandomTerm, encode_factor, nesting_pairs
-from .model import LinearMixedModel, LMMFit, fit_lmm
+from .model import LinearMixedModel, fit_lmm
 from .rank import aliased_columns
 from .reduction import ModelRows, Reduction, reduce_rows
+from .solution import LMMFit
 from .structures import BlockDiagonal, Diagonal, Unstructured, make_structure
 
 __all__ = [

@@ -28,7 +28,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from .blocks import blockwise_outer
+from .blocks import blockwise_outer, bmm
 from .cholesky import block_diagonal
 
 __all__ = [
@@ -221,6 +221,9 @@ def conditional_covariance_blocks(factor, dense_sizes, pairs=None):
         if i == 0 and pairs is not None and stage.row_scale is not None:
             blocks.append(_intercept_blocks(stage, S_inv, pairs))
             continue
+        if len(factor.stages) == 1:
+            blocks.append(_one_stage_blocks(stage, S_inv))
+            continue
         if L_D_inv is None:
             L_D_inv = la.solve_triangular(factor.L22[:q, :q], np.eye(q), lower=True)
         k = stage.L.shape[1]
@@ -234,6 +237,29 @@ def conditional_covariance_blocks(factor, dense_sizes, pairs=None):
         blocks.append(lower + np.swapaxes(np.tril(lower, -1), 1, 2))
         start += m * k
     return blocks
+
+
+def _one_stage_blocks(stage, S_inv):
+    """The blocks of the one closed term: ``L_j^-T (I + C_j' S_D^-1 C_j) L_j^-1``.
+
+    Its columns of ``L_Z^-1`` are ``[L_j^-1; -L_D^-1 C_j L_j^-1]`` (``C_j``
+    its columns of ``C_Z``), whose Gram matrix this is; ``C_Z`` is sparse, so
+    ``S_D^-1 C_Z`` costs its non-zeros times ``q_D``.
+    """
+    m, k, _ = stage.L.shape
+    C = stage.C_Z.tocoo()
+    S_full = np.tril(S_inv) + np.tril(S_inv, -1).T
+    SC = np.asarray((C.T @ S_full).T)  # (q_D, m k)
+    level = C.col // k
+    inner = np.zeros((m, k, k))
+    for b in range(k):
+        # inner[j, a, b] = sum_r C[r, j k + a] (S_D^-1 C)[r, j k + b]
+        values = C.data * SC[C.row, level * k + b]
+        inner[:, :, b] = np.bincount(C.col, values, minlength=m * k).reshape(m, k)
+    inner += np.eye(k)
+    L_inv = stage.L_inv
+    blocks = bmm(bmm(np.swapaxes(L_inv, 1, 2), inner), L_inv)
+    return 0.5 * (blocks + np.swapaxes(blocks, 1, 2))
 
 
 def _dense_inverse(L_D):

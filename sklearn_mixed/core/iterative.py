@@ -132,6 +132,7 @@ from .iterative_traces import (
     _Probes,
     _TraceEstimator,
 )
+from .solution import LMMFit
 
 __all__ = [
     "IterativeFit",
@@ -591,11 +592,9 @@ def fit_iterative_model(model, *, max_iter=50, tol=1e-4, **options):
     """Fit a :class:`~.model.LinearMixedModel` (random intercepts) iteratively.
 
     Sets the model's ``theta`` (lme4's ``sigma_f / sigma``) and ``result``
-    (an :class:`~.model.LMMFit`, ``log_likelihood_se`` its Monte Carlo error;
+    (an :class:`~.solution.LMMFit`, ``log_likelihood_se`` its Monte Carlo error;
     NaN where the solver computed nothing) and returns the model.
     """
-    from .model import LMMFit
-
     fit = fit_crossed_iterative(
         model.reduction, method=model.method, tol=tol, max_iter=max_iter, **options
     )

@@ -18,7 +18,6 @@ intercepts, the approximate iterative solver (:mod:`.iterative`).
 """
 
 import contextlib
-from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as la
@@ -40,30 +39,18 @@ from .deviance import (
     solve_coefficients,
 )
 from .gradient import intercept_gradients, relative_factor_gradients
+from .layout import ThetaLayout, elimination_order
 from .memory import check_dense_block
 from .optimize import minimize_deviance
 from .paired import PAIR_BUDGET, PairedDeviance, paired_size
 from .reduction import ModelRows, intercept_column
 from .single import SingleTermDeviance
+from .solution import CriterionPieces, LMMFit
 from .start import intercept_moment_start, slope_moment_start
 from .threads import single_blas_thread
 
-__all__ = [
-    "CriterionPieces",
-    "fit_lmm",
-    "LMMFit",
-    "LinearMixedModel",
-    "SINGULAR_TOLERANCE",
-    "ThetaLayout",
-    "elimination_order",
-]
+__all__ = ["LinearMixedModel", "fit_lmm"]
 
-# lme4's isSingular(tol = 1e-4): a bounded element of theta below this is 0.
-SINGULAR_TOLERANCE = 1e-4
-# A nesting term with fewer random-effect columns than this stays in the dense
-# block: a small dense Cholesky (with the analytic gradient) beats sparse
-# bookkeeping; beyond it, the dense block would grow with the square of its size.
-DENSE_LIMIT = 500
 # Below this size of the dense block the fit runs on one BLAS thread (see
 # :mod:`.threads`); above it the dense Cholesky itself is large enough to gain.
 _SINGLE_THREAD_BELOW = 4000
@@ -82,128 +69,6 @@ _MEMORY_ADVICE = (
     "(solver='iterative'), whose memory grows with the data, not with the square of "
     "the levels; or reduce the number of levels of the crossed factors."
 )
-
-
-def elimination_order(reduction, dense_limit=None):
-    """Split the terms into closed (eliminated level by level) and dense ones.
-
-    The term with the most levels comes first; then, while some remaining
-    term with at least ``dense_limit`` columns has every closed term nested in
-    it, the one with the most levels joins them (nested factors: ``batch:cask``
-    then ``batch``), so that nested factors keep their sparsity.  The rest
-    (crossed factors, and small outer factors) are dense.
-
-    Returns
-    -------
-    closed, dense : list of int
-        Term indices.
-    """
-    if dense_limit is None:
-        dense_limit = DENSE_LIMIT
-    terms = reduction.terms
-    remaining = sorted(range(len(terms)), key=lambda i: (-terms[i].n_levels, -terms[i].n_coef, i))
-    closed = [remaining.pop(0)]
-    while True:
-        nesting = [
-            i
-            for i in remaining
-            if terms[i].n_levels * terms[i].n_coef >= dense_limit
-            and all(reduction.nested(c, i) for c in closed)
-        ]
-        if not nesting:
-            return closed, remaining
-        closed.append(nesting[0])
-        remaining.remove(nesting[0])
-
-
-class ThetaLayout:
-    """Where each term's parameters sit in the theta vector (term order)."""
-
-    def __init__(self, structures):
-        self.structures = list(structures)
-        sizes = [s.n_theta for s in self.structures]
-        self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]) if sizes else []
-        empty = [np.zeros(0)]
-        self.start = np.concatenate([s.start() for s in self.structures] or empty)
-        self.lower = np.concatenate([s.lower_bounds() for s in self.structures] or empty)
-
-    def split(self, theta):
-        """``theta`` per term."""
-        return [np.asarray(theta, dtype=float)[s] for s in self.slices]
-
-    def factors(self, theta):
-        """Relative factor ``T`` per term."""
-        return [
-            s.relative_factor(t) for s, t in zip(self.structures, self.split(theta), strict=True)
-        ]
-
-    def theta_gradient(self, T_grads):
-        """dd/dtheta from dd/dT per term."""
-        out = np.empty(self.start.size)
-        for structure, s, g in zip(self.structures, self.slices, T_grads, strict=True):
-            out[s] = structure.theta_gradient(g)
-        return out
-
-    def singular(self, theta, tol=SINGULAR_TOLERANCE):
-        """lme4's isSingular: a bounded element of theta below ``tol``."""
-        return bool(np.any(np.isfinite(self.lower) & (np.asarray(theta) < tol)))
-
-
-@dataclass(frozen=True)
-class CriterionPieces:
-    """What the deviance at ``(theta, sigma)`` needs from the factor at theta."""
-
-    logdet_Z: float  # log|L_Z|^2
-    logdet_X: float  # log|L_X|^2
-    pwrss: float  # r^2, the penalized residual sum of squares
-    unscaled_beta_cov: np.ndarray  # (L_X L_X')^-1 (centred coordinates)
-
-
-@dataclass
-class LMMFit:
-    """The solution of a fitted linear mixed model, as arrays.
-
-    Per-term lists follow the model's term order; ``beta`` and ``beta_cov``
-    are those of the model's fixed columns as given (not centred).
-    """
-
-    method: str
-    n: int
-    p: int
-    theta: np.ndarray
-    T: list  # relative factors, k x k each
-    beta: np.ndarray
-    b: list  # conditional modes, (m, k) each
-    sigma2: float
-    beta_cov: np.ndarray  # (p, p)
-    conditional_cov: list  # Var(b_j | y), (m, k, k) each
-    deviance: float
-    n_iter: int
-    n_evaluations: int
-    converged: bool
-    message: str
-    singular: bool
-    term_cov: list = field(default_factory=list)  # sigma^2 T T', k x k each
-    fixed_sigma: bool = False
-    exact_fit: bool = False
-    log_likelihood_se: float = 0.0  # Monte Carlo error (iterative solver)
-
-    @property
-    def log_likelihood(self):
-        return -0.5 * self.deviance
-
-    @property
-    def n_params(self):
-        """Fixed effects, covariance parameters and the residual variance (unless known)."""
-        return self.p + self.theta.size + (0 if self.fixed_sigma else 1)
-
-    @property
-    def aic(self):
-        return self.deviance + 2.0 * self.n_params
-
-    @property
-    def bic(self):
-        return self.deviance + np.log(self.n) * self.n_params
 
 
 class LinearMixedModel:

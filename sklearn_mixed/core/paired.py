@@ -125,12 +125,15 @@ class PairedDeviance:
             rows.append((self.level_start[pos] + l) * self.kD)
             js.append(j)
             blocks.append(N)
-        self.pair_term = np.concatenate(terms)
-        self.pair_row = np.concatenate(rows)
-        self.pair_level = np.concatenate(js)
-        self.N = np.concatenate(blocks, axis=0)
-        order = np.argsort(self.pair_level, kind="stable")  # pairs grouped by level j
+        order = np.argsort(np.concatenate(js), kind="stable")  # pairs grouped by level j
+        self.pair_term = np.concatenate(terms)[order]
+        self.pair_row = np.concatenate(rows)[order]
+        self.pair_level = np.concatenate(js)[order]
+        self.N = np.concatenate(blocks, axis=0)[order]
         counts = np.bincount(self.pair_level, minlength=self.m1)
+        # nested in one dense term: pair a is level a, and the only pair of pairs (a, a)
+        self._one_per_level = bool(np.all(counts == 1))
+        order = np.arange(self.pair_level.size)
         starts = np.concatenate([[0], np.cumsum(counts)])
         # pairs of pairs (a, b) sharing a level: all ordered combinations per level
         size = int(np.sum(counts**2))
@@ -147,6 +150,20 @@ class PairedDeviance:
                        + self.pair_row[self.pp_b, None, None] + r[None, None, :])  # fmt: skip
         w = np.arange(self.q, Q)
         self.wd_pos = (w[None, :, None]) * Q + self.pair_row[:, None, None] + r[None, None, :]
+
+    def _per_pair(self, X):
+        """``X[j]`` of each pair's level ``j``."""
+        return X if self._one_per_level else X[self.pair_level]
+
+    def _per_level(self, X):
+        """Sums of ``X`` over each level's pairs."""
+        return X if self._one_per_level else segment_sum(self.pair_level, X, self.m1)
+
+    def _pairs_of_pairs(self, X, Y):
+        """``X[a] @ Y[b]'`` for each pair of pairs ``(a, b)`` sharing a level."""
+        if self._one_per_level:
+            return bmm(X, np.swapaxes(Y, 1, 2))
+        return bmm(X[self.pp_a], np.swapaxes(Y[self.pp_b], 1, 2))
 
     # ------------------------------------------------------------ forward
     def _lambda_columns(self, M, T_dense):
@@ -179,7 +196,7 @@ class PairedDeviance:
         CW = bmm(BWT, L1iT)
         # C_a = T_t' N_a T1 L_j^-T
         B = self._pair_products(T_dense, right_times(self.N, T1))
-        C = bmm(B, L1iT[self.pair_level])
+        C = bmm(B, self._per_pair(L1iT))
         S = np.zeros((self.Q, self.Q))
         q = self.q
         GL = self._lambda_columns(self.G_DD, T_dense)
@@ -188,9 +205,9 @@ class PairedDeviance:
         S[q:, :q] = self._lambda_columns(self.G_WD, T_dense)
         S[q:, q:] = self.G_WW
         flat = S.reshape(-1)
-        fill = bmm(C[self.pp_a], np.swapaxes(C[self.pp_b], 1, 2))
+        fill = self._pairs_of_pairs(C, C)
         flat -= np.bincount(self.pp_pos.ravel(), fill.ravel(), minlength=self.Q**2)
-        cross = bmm(CW[self.pair_level], np.swapaxes(C, 1, 2))  # (np, p1, kD)
+        cross = bmm(self._per_pair(CW), np.swapaxes(C, 1, 2))  # (np, p1, kD)
         flat -= np.bincount(self.wd_pos.ravel(), cross.ravel(), minlength=self.Q**2)
         S[q:, q:] -= _gram_w(CW)
         S[:q, q:] = S[q:, :q].T
@@ -236,21 +253,24 @@ class PairedDeviance:
         r = np.arange(kD)
         block_ab = S_bar[self.pair_row[self.pp_a, None, None] + r[None, :, None],
                          self.pair_row[self.pp_b, None, None] + r[None, None, :]]  # fmt: skip
-        C_bar = segment_sum(self.pp_a, bmm(block_ab, C[self.pp_b]), C.shape[0])
+        if self._one_per_level:
+            C_bar = bmm(block_ab, C)
+        else:
+            C_bar = segment_sum(self.pp_a, bmm(block_ab, C[self.pp_b]), C.shape[0])
         S_aW = S_bar[self.pair_row[:, None] + r[None, :], q:]  # (np, kD, p1)
-        C_bar += bmm(S_aW, CW[self.pair_level])
+        C_bar += bmm(S_aW, self._per_pair(CW))
         C_bar *= -2.0
         # CWbar_j' = -2 (sum_a Sbar_Wa C_a + Sbar_WW CW_j')
-        CW_bar = segment_sum(self.pair_level, bmm(np.swapaxes(S_aW, 1, 2), C), self.m1)
+        CW_bar = self._per_level(bmm(np.swapaxes(S_aW, 1, 2), C))
         CW_bar += left_times(S_bar[q:, q:], CW)
         CW_bar *= -2.0
         # per level j: Lbar_j, then Mbar_j; Bbar = Cbar L^-1
         CtC = bmm(np.swapaxes(CW_bar, 1, 2), CW)
-        CtC += segment_sum(self.pair_level, bmm(np.swapaxes(C_bar, 1, 2), C), self.m1)
+        CtC += self._per_level(bmm(np.swapaxes(C_bar, 1, 2), C))
         L_bar = -bmm(np.swapaxes(L1i, 1, 2), CtC) * self._lower
         L_bar += (2.0 / diag1)[:, :, None] * self._eye1
         M_bar = cholesky_adjoint(L1, L1i, L_bar, self._half_lower)
-        B_bar = bmm(C_bar, L1i[self.pair_level])
+        B_bar = bmm(C_bar, self._per_pair(L1i))
         BW_bar = bmm(CW_bar, L1i)
         T1_bar = 2.0 * bmm(R1, M_bar).sum(axis=0)
         T1_bar += bmm(self.BW, BW_bar).sum(axis=0)

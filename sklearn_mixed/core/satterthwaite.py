@@ -30,6 +30,7 @@ import numpy as np
 import scipy.linalg as la
 
 from .deviance import Criterion
+from .solution import CriterionPieces
 
 __all__ = [
     "SatterthwaiteComponents",
@@ -63,8 +64,6 @@ EIGENVALUE_TOL = 1e-8
 
 def _linear_model_pieces(model):
     """The pieces of a model without random effects: ``L_X L_X' = X'WX``."""
-    from .model import CriterionPieces
-
     red = model.reduction
     L_X = la.cholesky(red.XX, lower=True)
     coef = la.cho_solve((L_X, True), red.Xy)

@@ -133,9 +133,9 @@ def _per_level_least_squares(t):
     # well conditioned: the pivots of Z_j'Z_j scaled to unit diagonal above 1e-8
     S = t.A[usable]
     scale = np.sqrt(np.einsum("mii->mi", S))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a covariate all 0 in a level
         scaled = S / (scale[:, :, None] * scale[:, None, :])
-    det = np.linalg.det(scaled)
+        det = np.linalg.det(np.nan_to_num(scaled))
     keep = np.isfinite(det) & (det > 1e-8)
     usable[usable] = keep
     if usable.sum() < 3:
@@ -152,16 +152,17 @@ def slope_moment_start(reduction, layout, method="reml"):
     """theta from each term's per-level least-squares coefficients, or None.
 
     The spread of the levels' own coefficients ``b_j`` estimates ``Sigma``
-    plus their sampling variance: ``Sigma ~ cov(b_j) - sigma^2 mean
-    (Z_j'Z_j)^-1``, and ``T = chol(Sigma / sigma^2)`` per correlated block
-    (eigenvalues floored at ``_FLOOR``, so the start is interior).  Each term
-    is estimated as if alone (other factors inflate ``sigma^2``), which is
-    enough for a start.
+    plus their sampling variance: ``Sigma ~ cov(b_j) - sigma_t^2 mean
+    (Z_j'Z_j)^-1``, with ``sigma_t^2`` the term's pooled within-level residual
+    variance, which also holds the other terms' variation (a school's
+    residual holds its children's effects).  The residual variance ``sigma^2``
+    itself is the smallest of the ``sigma_t^2``, and ``T = chol(Sigma /
+    sigma^2)`` per correlated block (eigenvalues floored at ``_FLOOR``, so the
+    start is interior).
     """
     theta = layout.start.copy()
-    for t, structure, positions in zip(
-        reduction.terms, layout.structures, layout.slices, strict=True
-    ):
+    estimates = []
+    for t in reduction.terms:
         fitted = _per_level_least_squares(t)
         if fitted is None:
             return None
@@ -171,7 +172,12 @@ def slope_moment_start(reduction, layout, method="reml"):
         # REML's unbiased spread of the level coefficients; ML divides by m
         ddof = 1 if method == "reml" else 0
         Sigma = np.cov(b, rowvar=False, ddof=ddof).reshape(t.n_coef, t.n_coef)
-        relative = (Sigma - sigma2 * S_inv.mean(axis=0)) / sigma2
+        estimates.append((Sigma - sigma2 * S_inv.mean(axis=0), sigma2))
+    sigma2 = min(s2 for _, s2 in estimates)
+    for (Sigma, _), structure, positions in zip(
+        estimates, layout.structures, layout.slices, strict=True
+    ):
+        relative = Sigma / sigma2
         values, vectors = np.linalg.eigh(0.5 * (relative + relative.T))
         relative = (vectors * np.maximum(values, _FLOOR)) @ vectors.T
         theta[positions] = structure.theta_from_covariance(relative)
