@@ -114,8 +114,7 @@ def test_problem_gradient_matches_central_differences(design, method, path, monk
     terms = [_term(rng, x, f"g{i}", m, k) for i, (m, k) in enumerate(PROBLEMS[design])]
     problem = _model(X, y, terms, method)
     assert problem.has_gradient
-    # one term always takes the level-by-level kernel (core.single), whatever its size
-    assert problem.is_small == (path == "dense" and len(terms) > 1)
+    assert problem.is_small == (path == "dense")
     # a random theta, and the start the fit uses (moments or the levels' own fits)
     for theta in (rng.uniform(0.2, 1.5, problem.layout.start.size), problem.start()):
         theta = theta.copy()

@@ -201,3 +201,53 @@ def test_weighted_score(sleep):
     expected = sklearn.metrics.r2_score(y, est.predict(X, groups=g), sample_weight=w)
     assert est.score(X, y, groups=g, sample_weight=w) == pytest.approx(expected)
     assert isinstance(est.fixed_effects_, pd.DataFrame)
+
+
+def _simulated_design(kind, rng):
+    """(X, y, groups, random_slopes) of a design that takes the given kernel."""
+    n = 600
+    x = rng.normal(size=n)
+    m = 12 if kind == "small" else 120
+    a = rng.integers(0, m, n)
+    b = a // 6 if kind == "nested" else rng.integers(0, 40 if kind != "small" else 5, n)
+    c = rng.integers(0, 5, n)
+    y = 1.0 + 0.5 * x + rng.normal(size=m)[a] + rng.normal(size=40)[b] + rng.normal(size=n)
+    groups = pd.DataFrame({"a": a.astype(str), "b": b.astype(str), "c": c.astype(str)})
+    slopes = {"a": ["x"], "b": ["x"]}
+    if kind == "one term":
+        groups, slopes = groups[["a"]], ["x"]
+    elif kind == "blocked":  # dense terms of different sizes: the general blocked factor
+        slopes = {"a": ["x"], "b": [], "c": ["x"]}
+    else:
+        groups = groups[["a", "b"]]
+    return pd.DataFrame({"x": x}), pd.Series(y), groups, slopes
+
+
+@pytest.mark.parametrize("kind", ["small", "one term", "nested", "crossed", "blocked"])
+def test_deviance_at_known_sigma_and_its_gradient(kind):
+    """``value_and_gradient_at_sigma`` (what the profiles use): the criterion with
+    sigma not profiled out, and its derivatives in theta and sigma equal central
+    differences (rel. 1e-5: differences of step 1e-6), for every kernel."""
+    rng = np.random.default_rng(1)
+    X, y, groups, slopes = _simulated_design(kind, rng)
+    model = MixedLinearRegressor(random_slopes=slopes, method="ml").fit(X, y, groups=groups)
+    model = model.model_
+    plans = {"small": None, "one term": ([0], []), "blocked": ([0], [1, 2])}
+    assert model.plan == plans.get(kind, ([0], [1]))  # (eliminated, dense) terms
+    theta, sigma = model.theta * 1.1 + 0.01, 0.9 * np.sqrt(model.result.sigma2)
+
+    def deviance(t, s):  # the ML deviance at (t, s): log|L_Z|^2 + r^2 / s^2 + n log(2 pi s^2)
+        logdet_Z, _, pwrss = model.log_determinants(t)
+        return logdet_Z + pwrss / s**2 + model.n * np.log(2 * np.pi * s**2)
+
+    value, d_theta, d_sigma = model.value_and_gradient_at_sigma(theta, sigma)
+    assert value == pytest.approx(deviance(theta, sigma), rel=1e-12)
+    h = 1e-6
+    for i in range(theta.size):
+        e = np.eye(theta.size)[i] * h
+        fd = (deviance(theta + e, sigma) - deviance(theta - e, sigma)) / (2 * h)
+        assert d_theta[i] == pytest.approx(fd, rel=1e-5, abs=1e-5)
+    fd = (deviance(theta, sigma + h) - deviance(theta, sigma - h)) / (2 * h)
+    assert d_sigma == pytest.approx(fd, rel=1e-5)
+    assert model.criterion.fixed_sigma is None  # the model's own criterion is restored
+    assert model.deviance(model.theta) == pytest.approx(model.result.deviance, rel=1e-12)

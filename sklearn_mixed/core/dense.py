@@ -166,7 +166,8 @@ class DenseDeviance:
             A = GL[rows].reshape(m, k, -1)
             B = M_bar[rows].reshape(m, k, -1)
             grads.append(2.0 * np.matmul(A, B.transpose(0, 2, 1)).sum(axis=0))
-        return self._deviance(L), grads
+        self.last_pieces = self.log_determinants(L)  # kept for derivatives in sigma
+        return self.criterion.value(*self.last_pieces), grads
 
     def solution(self, T_blocks):
         """The :class:`DenseSolution` at the relative factors ``T_blocks``."""

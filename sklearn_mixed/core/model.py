@@ -18,6 +18,7 @@ intercepts, the approximate iterative solver (:mod:`.iterative`).
 """
 
 import contextlib
+from dataclasses import replace
 
 import numpy as np
 import scipy.linalg as la
@@ -57,6 +58,9 @@ _SINGLE_THREAD_BELOW = 4000
 # The fixed effects fit y exactly when the OLS residual sum of squares is below
 # this fraction of the total (rounding leaves ~1e-16 of it).
 _EXACT_FIT = 1e-12
+# One term with a system up to this size is evaluated dense (:mod:`.dense`: one
+# small Cholesky beats the batched level-by-level steps of :mod:`.single`).
+_ONE_TERM_DENSE_UP_TO = 50
 # Up to this many covariance parameters the optimizer is the lean projected BFGS
 # of :mod:`.bfgs` (dense quasi-Newton matrix); beyond, L-BFGS-B.
 _PROJECTED_BFGS_UP_TO = 50
@@ -117,7 +121,7 @@ class LinearMixedModel:
         self.theta = None
         self.fit_options = {}
         self.optimizer = None  # OptimizeOutcome of the last fit
-        self.result = None  # LMMFit at the optimum
+        self._result = None  # LMMFit at the optimum, formed on first use
         self._small = self._single = self._paired = self._closed = self._dense = None
         self._cp = self._last_factor = None
         if self.terms and solver == "exact":
@@ -127,13 +131,14 @@ class LinearMixedModel:
     def _plan(self):
         sizes = [(t.n_levels, t.n_coef) for t in self.reduction.terms]
         q = sum(m * k for m, k in sizes)
-        if len(sizes) == 1:  # one term: level by level, whatever its size
+        dense = q + self.p + 1 <= DENSE_SIZE_LIMIT
+        if len(sizes) == 1 and not (dense and q + self.p + 1 <= _ONE_TERM_DENSE_UP_TO):
             self._single = SingleTermDeviance(
                 self.reduction.terms[0], data_gram(self.reduction), self.criterion
             )
             self._closed, self._dense = [0], []
             return
-        if q + self.p + 1 <= DENSE_SIZE_LIMIT:
+        if dense:
             self._small = DenseDeviance(augmented_gram(self.reduction), sizes, self.criterion)
             return
         self._closed, self._dense = elimination_order(self.reduction)
@@ -269,7 +274,8 @@ class LinearMixedModel:
             )
             return value, self._theta_gradient([grad_1] + grads_D)
         factor, T = self.factorize(theta)
-        value = self.criterion.value(*log_determinants(factor, self.p))
+        self._last_pieces = log_determinants(factor, self.p)
+        value = self.criterion.value(*self._last_pieces)
         rt = self.reduction.terms
         if all(t.n_coef == 1 for t in rt):
             thetas = [T[i][0, 0] for i in self._closed + self._dense]
@@ -290,6 +296,32 @@ class LinearMixedModel:
         )
         return value, self._theta_gradient(grads)
 
+    def value_and_gradient_at_sigma(self, theta, sigma):
+        """The deviance at ``(theta, sigma)`` with ``sigma`` not profiled out, and
+        its partial derivatives in ``theta`` and in ``sigma``.
+
+        ``D = log|L_Z|^2 (+ log|L_X|^2) - log|W| + r^2 / sigma^2 + nu log(2 pi
+        sigma^2)``, so ``dD/dsigma = 2 (nu - r^2 / sigma^2) / sigma``; the
+        theta-gradient is the kernels' adjoint with that criterion.  Profiles
+        in lme4's ``(sd, cor, sigma)`` parameters are built on it.
+        """
+        self._require_exact("value_and_gradient_at_sigma")
+        if not self.has_gradient:
+            raise ValueError("this model has no analytic gradient (nested chain of terms)")
+        known = replace(self.criterion, fixed_sigma=float(sigma))
+        kernels = [k for k in (self._small, self._single, self._paired) if k is not None]
+        saved = self.criterion
+        try:
+            for holder in [self] + kernels:
+                holder.criterion = known
+            value, grad = self.value_and_gradient(theta)
+        finally:
+            for holder in [self] + kernels:
+                holder.criterion = saved
+        pwrss = (kernels[0].last_pieces if kernels else self._last_pieces)[2]
+        d_sigma = 2.0 * (known.dof - pwrss / sigma**2) / sigma
+        return value, grad, d_sigma
+
     def _theta_gradient(self, grads):
         """dd/dtheta from dd/dT given per term in elimination order."""
         order = self._closed + self._dense
@@ -298,15 +330,29 @@ class LinearMixedModel:
             user[term_index] = grads[pos]
         return self.layout.theta_gradient(user)
 
+    def log_determinants(self, theta):
+        """``(log|L_Z|^2, log|L_X|^2, r^2)`` at ``theta``: the deviance at any
+        ``sigma`` (profiles in lme4's parameters)."""
+        self._require_exact("log_determinants(theta)")
+        T = self.layout.factors(np.asarray(theta, dtype=float))
+        if self._small is not None:
+            return self._small.log_determinants(self._small.factor(T)[1])
+        if self._single is not None:
+            return self._single.log_determinants(T[0])
+        if self._paired is not None:
+            return self._paired.log_determinants(T[self._closed[0]], [T[i] for i in self._dense])[0]
+        return log_determinants(self.factorize(theta)[0], self.p)
+
     def pieces(self, theta):
-        """:class:`CriterionPieces` at ``theta``: the deviance at any ``(theta, sigma)``."""
+        """:class:`CriterionPieces` at ``theta``: the deviance at any ``(theta, sigma)``
+        and the unscaled covariance of beta."""
         self._require_exact("pieces(theta)")
         theta = np.asarray(theta, dtype=float)
         if self._small is not None:
             _, L = self._small.factor(self.layout.factors(theta))
             logdet_Z, logdet_X, pwrss = self._small.log_determinants(L)
             q = self._small.q
-            L_X_inv = la.solve_triangular(L[q:-1, q:-1], np.eye(self.p), lower=True)
+            L_X = L[q:-1, q:-1]
         else:
             if self._paired is not None:
                 T = self.layout.factors(theta)
@@ -319,8 +365,21 @@ class LinearMixedModel:
                 logdet_Z, logdet_X, pwrss = log_determinants(factor, self.p)
                 q, L22 = factor.q_dense, factor.L22
             L_X = L22[q : q + self.p, q : q + self.p]
-            L_X_inv = la.solve_triangular(L_X, np.eye(self.p), lower=True)
+        L_X_inv = la.solve_triangular(L_X, np.eye(self.p), lower=True)
         return CriterionPieces(float(logdet_Z), float(logdet_X), float(pwrss), L_X_inv.T @ L_X_inv)
+
+    @property
+    def result(self):
+        """The :class:`~.solution.LMMFit` at the fitted theta (None before a fit):
+        estimates and variances, formed on first use (a profile's refits only
+        need the deviance)."""
+        if self._result is None and self.theta is not None and self.optimizer is not None:
+            self._result = self._solution(self.theta)
+        return self._result
+
+    @result.setter
+    def result(self, value):
+        self._result = value
 
     # ------------------------------------------------------------------ fit
     def start(self):
@@ -373,7 +432,7 @@ class LinearMixedModel:
                 scale=self._curvature_scale(theta0),
             )
             self.theta = self.optimizer.theta
-            self.result = self._solution(self.theta)
+            self._result = None
         return self
 
     def _curvature_scale(self, theta):

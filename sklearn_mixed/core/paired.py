@@ -243,11 +243,13 @@ class PairedDeviance:
         q, kD = self.q, self.kD
         diag1 = np.diagonal(L1, axis1=1, axis2=2)
         d22 = np.diag(L22)
-        value = self.criterion.value(
+        # (log|L_Z|^2, log|L_X|^2, r^2), kept for derivatives in sigma
+        self.last_pieces = (
             2.0 * np.log(diag1).sum() + 2.0 * np.log(d22[:q]).sum(),
             2.0 * np.log(d22[q:-1]).sum(),
             float(d22[-1]) ** 2,
         )
+        value = self.criterion.value(*self.last_pieces)
         S_bar = self._schur_adjoint(L22)
         # Cbar_a = -2 (sum_b Sbar_ab C_b + Sbar_aW CW_j)
         r = np.arange(kD)

@@ -14,7 +14,9 @@ profiled out at fixed ``theta``, is (Bates et al. 2015, eq. 32)::
     theta = vec(T),  T = diag(sd) chol(R) / sigma  (R the correlation matrix).
 
 The profile of one parameter ``omega_i`` fixes it at ``v`` and minimizes
-``D`` over the others; a fixed effect ``beta_j = v`` is fixed by moving
+``D`` over the others, with the gradient of ``D`` from the model's adjoint in
+theta at known sigma (chain rule through ``theta(omega)``; central
+differences for a model without one); a fixed effect ``beta_j = v`` is fixed by moving
 ``x_j v`` to the response (an offset) and refitting theta.  Both work on the
 fitted model object (:mod:`.model`): its deviance pieces at any theta, and
 its reduced data with a coefficient moved to the offset, algebraically: the
@@ -72,6 +74,11 @@ class VarianceParameters:
         self.kinds = np.concatenate(kinds + [np.array(["sigma"])])
         self.lower = np.where(self.kinds == "cor", -1.0, 0.0)
         self.upper = np.where(self.kinds == "cor", 1.0, np.inf)
+        # per element of theta, the elements in the same row of the same T:
+        # theta is linear in that row's sd (T = diag(sd) chol(R) / sigma)
+        self.same_row = []
+        for s, span in zip(self.structures, self._spans, strict=True):
+            self.same_row += [span[s.rows == r] for r in s.rows]
 
     @property
     def size(self):
@@ -94,6 +101,59 @@ class VarianceParameters:
         return np.concatenate(parts or [np.zeros(0)]), sigma
 
 
+def theta_jacobian(parameters, omega, step=1e-7):
+    """``d theta / d omega`` (``n_theta x n_omega``).
+
+    ``theta`` is ``1 / sigma`` times a function of the sds and correlations,
+    linear in each row's sd: those columns are exact; a correlation's column
+    (or a zero sd's) is a central difference of
+    :meth:`VarianceParameters.to_theta` (cheap: no deviance), one-sided where a
+    step leaves the positive semi-definite set.
+    """
+    theta0, sigma = parameters.to_theta(omega)
+    J = np.zeros((theta0.size, omega.size))
+    J[:, -1] = -theta0 / sigma
+    for a in range(theta0.size):
+        if parameters.kinds[a] == "sd" and omega[a] > 0.0:
+            rows = parameters.same_row[a]
+            J[rows, a] = theta0[rows] / omega[a]
+            continue
+        h = step * max(1.0, abs(omega[a]))
+        e = np.zeros_like(omega)
+        e[a] = h
+        try:
+            plus, minus = parameters.to_theta(omega + e)[0], parameters.to_theta(omega - e)[0]
+            J[:, a] = (plus - minus) / (2 * h)
+        except np.linalg.LinAlgError:
+            inward = -e if omega[a] > 0 else e
+            J[:, a] = (parameters.to_theta(omega + inward)[0] - theta0) / inward[a]
+    return J
+
+
+def ml_value_and_gradient(model, parameters):
+    """``omega -> (D(omega), dD/domega)``: the ML deviance in lme4's parameters
+    and its gradient, from the model's deviance at known sigma and its
+    adjoint in theta (``dD/domega = dD/dtheta dtheta/domega``, plus
+    ``dD/dsigma`` at fixed theta for sigma)."""
+
+    def value_and_gradient(omega):
+        failed = _FAILED, np.zeros_like(omega)
+        if not omega[-1] > 0.0:
+            return failed
+        try:
+            theta, sigma = parameters.to_theta(omega)
+            value, d_theta, d_sigma = model.value_and_gradient_at_sigma(theta, sigma)
+            grad = d_theta @ theta_jacobian(parameters, omega)
+        except np.linalg.LinAlgError:
+            return failed
+        grad[-1] += d_sigma
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return failed
+        return float(value), grad
+
+    return value_and_gradient
+
+
 def ml_deviance_function(model, parameters):
     """``omega -> D(omega)``, the ML deviance in lme4's parameters (module doc),
     of an ML :class:`~.model.LinearMixedModel`."""
@@ -104,11 +164,11 @@ def ml_deviance_function(model, parameters):
             return _FAILED
         try:
             theta, sigma = parameters.to_theta(omega)
-            pieces = model.pieces(theta)
+            pieces = model.log_determinants(theta)
         except np.linalg.LinAlgError:
             return _FAILED
         criterion = Criterion(n, p, False, model.reduction.sum_log_w, sigma)
-        value = criterion.value(pieces.logdet_Z, pieces.logdet_X, pieces.pwrss)
+        value = criterion.value(*pieces)
         return float(value) if np.isfinite(value) else _FAILED
 
     return deviance
@@ -135,6 +195,9 @@ class _Profiler:
         sigma_hat = np.sqrt(model.result.sigma2)
         self.parameters = VarianceParameters(model.layout.structures)
         self.deviance = ml_deviance_function(model, self.parameters)
+        self.analytic = (
+            ml_value_and_gradient(model, self.parameters) if model.has_gradient else None
+        )
         self.omega_hat = self.parameters.from_theta(model.theta, sigma_hat)
         self.d_min = model.result.deviance
         self.beta_hat = model.result.beta
@@ -185,9 +248,15 @@ class _Profiler:
         # off the bound 0, where the deviance of an sd is flat (even in the sd)
         x0 = np.where(is_cor, x0, np.maximum(x0 / scale, _OFF_BOUND))
         lower = np.where(is_cor, -np.inf, 0.0)
-        result = projected_bfgs(
-            _central_differences(lambda x: self.deviance(omega_of(x)), lower), x0, lower
-        )
+        if self.analytic is None:
+            fun = _central_differences(lambda x: self.deviance(omega_of(x)), lower)
+        else:
+
+            def fun(x):  # the chain rule through omega_of
+                value, grad = self.analytic(omega_of(x))
+                return value, grad[free] * np.where(is_cor, 1.0 - np.tanh(x) ** 2, scale)
+
+        result = projected_bfgs(fun, x0, lower)
         return result.fun, omega_of(result.x)
 
     def _fixed_profile(self, i, v, theta_start):
@@ -196,7 +265,8 @@ class _Profiler:
         j = i - self.parameters.size
         fixed = self.model.with_fixed_coefficient(j, v)
         fit = _minimize_theta(fixed, theta_start)
-        return fit.result.deviance, fit.theta
+        deviance = fit.result.deviance if fit.optimizer is None else fit.optimizer.deviance
+        return deviance, fit.theta
 
     def ends(self, i, step):
         """``(lower, upper)`` of parameter ``i``, stepping out by ``step`` at first."""

@@ -35,7 +35,6 @@ from scipy.linalg import lapack
 
 from .blocks import batched_cholesky, batched_lower_inverse, cholesky_adjoint
 from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky
-from .deviance import log_determinants
 
 __all__ = ["SingleTermDeviance"]
 
@@ -91,8 +90,15 @@ class SingleTermDeviance:
         stage = EliminatedTerm(L=L, L_inv=L_inv, C_Z=self._empty, C_W=C_W)
         return BlockedFactor(stages=(stage,), L22=L22, q_dense=0)
 
+    def log_determinants(self, T):
+        """``(log|L_Z|^2, log|L_X|^2, r^2)`` at ``T``."""
+        _, L, _, _, L22 = self._forward(T)
+        d22 = np.diag(L22)
+        logdet_Z = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+        return logdet_Z, 2.0 * np.log(d22[:-1]).sum(), float(d22[-1]) ** 2
+
     def deviance(self, T):
-        return self.criterion.value(*log_determinants(self.factor(T), self.p1 - 1))
+        return self.criterion.value(*self.log_determinants(T))
 
     def value_and_gradient(self, T):
         """The deviance and ``dd/dT`` (module docstring)."""
@@ -100,9 +106,9 @@ class SingleTermDeviance:
         diag = np.diagonal(L, axis1=1, axis2=2)
         d22 = np.diag(L22)
         log_d22 = np.log(d22[:-1])
-        value = self.criterion.value(
-            2.0 * np.log(diag).sum(), 2.0 * log_d22.sum(), float(d22[-1]) ** 2
-        )
+        # (log|L_Z|^2, log|L_X|^2, r^2), kept for derivatives in sigma
+        self.last_pieces = (2.0 * np.log(diag).sum(), 2.0 * log_d22.sum(), float(d22[-1]) ** 2)
+        value = self.criterion.value(*self.last_pieces)
         S_bar = self._schur_adjoint(L22)
         C_bar = -2.0 * np.matmul(C, S_bar)
         E_bar = np.matmul(np.swapaxes(L_inv, 1, 2), C_bar)

@@ -81,6 +81,11 @@ class CovarianceStructure:
         """Which elements of theta are diagonal elements of T (bounded by 0)."""
         return self.rows == self.cols
 
+    @property
+    def _all_diagonal(self):
+        """Whether every block has one coefficient (no correlations)."""
+        return all(len(block) == 1 for block in self.blocks)
+
     def start(self):
         """lme4's starting value: ``T = I`` (variances equal to sigma^2)."""
         return self.on_diagonal.astype(float)
@@ -138,13 +143,18 @@ class CovarianceStructure:
     def theta_from_sd_cor(self, values, sigma):
         """``theta`` of lme4's ``(sd, cor)`` values; raises ``LinAlgError`` when a
         block's correlation matrix is not positive semi-definite."""
+        values = np.asarray(values, dtype=float)
+        if self._all_diagonal:  # no correlations: theta = sd / sigma
+            return values / sigma
+        diagonal = self.on_diagonal
         sd = np.zeros(self.k)
+        sd[self.rows[diagonal]] = values[diagonal]
         R = np.eye(self.k)
-        for value, r, c in zip(values, self.rows, self.cols, strict=True):
-            if r == c:
-                sd[r] = value
-            else:
-                R[r, c] = R[c, r] = value
+        rows, cols = self.rows[~diagonal], self.cols[~diagonal]
+        R[rows, cols] = R[cols, rows] = values[~diagonal]
+        if len(self.blocks) == 1:
+            T = sd[:, None] * _semidefinite_cholesky(R) / sigma
+            return T[self.rows, self.cols]
         T = np.zeros((self.k, self.k))
         for block in self.blocks:
             idx = np.ix_(block, block)
@@ -168,6 +178,10 @@ class CovarianceStructure:
 def _semidefinite_cholesky(R):
     """Lower ``L`` with ``L L' = R`` for a positive semi-definite correlation
     matrix (correlations of +-1 allowed)."""
+    try:
+        return np.linalg.cholesky(R)  # positive definite: the usual case
+    except np.linalg.LinAlgError:
+        pass
     k = R.shape[0]
     L = np.zeros((k, k))
     for j in range(k):
