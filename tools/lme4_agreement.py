@@ -31,6 +31,7 @@ def main():
     tests = [
         str(ROOT / "tests" / "test_lme4_reference.py"),
         str(ROOT / "tests" / "test_lme4_extra.py"),
+        str(ROOT / "tests" / "test_lme4_issue8.py"),  # weights, general terms, ...
     ]
     code = pytest.main(["-q", "-p", "no:cacheprovider", *tests])
     observed = sys.modules["_reference"].OBSERVED

@@ -30,9 +30,9 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .blocks import block_matmul, blockwise_outer, rows_times_blocks
-from .cholesky import fill_in_gram, row_block_pairs
+from .cholesky import block_diagonal, fill_in_gram, relative_factor_matrix, row_block_pairs
 
-__all__ = ["intercept_gradients", "relative_factor_gradients"]
+__all__ = ["blocked_gradients", "intercept_gradients", "relative_factor_gradients"]
 
 
 def _column_block_pairs(G, Y, k):
@@ -230,3 +230,37 @@ def _dense_adjoint_traces(cp, factor, criterion):
         # C_W D^-1 C_Z' with C_W already scaled by D^-1/2
         trace += 2.0 * np.sum(S_bar[q2:, :q2] * (stage.C_Z @ (C_W * scale[None, :]).T).T)
     return np.diag(S_bar), trace
+
+
+def blocked_gradients(cp, factor, T, plan, term_sizes, criterion):
+    """``dd/dT`` per term of the general blocked factor, in elimination order.
+
+    Parameters
+    ----------
+    cp : BlockedCrossProducts
+    factor : BlockedFactor
+        The factor at ``T``.
+    T : list of ndarray
+        Relative factor per term (term order).
+    plan : (list of int, list of int)
+        Closed and dense term indices (:func:`.layout.elimination_order`).
+    term_sizes : list of (m, k)
+        Levels and coefficients per term (term order).
+    criterion : Criterion
+    """
+    closed, dense = plan
+    if all(k == 1 for _, k in term_sizes):
+        thetas = [T[i][0, 0] for i in closed + dense]
+        dense_levels = [term_sizes[i][0] for i in dense]
+        grads = intercept_gradients(cp, factor, thetas, dense_levels, criterion)
+        return [np.array([[g]]) for g in grads]
+    T1 = T[closed[0]]
+    Lambda2 = relative_factor_matrix([T[i] for i in dense], [term_sizes[i][0] for i in dense])
+    products = (None, None)
+    if cp.q_dense:
+        later_Z = cp.closed[0].later_Z
+        m1 = later_Z.shape[1] // T1.shape[0]
+        Lambda1 = block_diagonal(np.broadcast_to(T1, (m1,) + T1.shape))
+        products = ((Lambda2.T @ later_Z).tocsr(), (later_Z @ Lambda1).tocsr())
+    sizes = [term_sizes[i] for i in dense]
+    return relative_factor_gradients(cp, factor, T1, Lambda2, sizes, products, criterion)

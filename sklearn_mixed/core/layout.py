@@ -79,6 +79,24 @@ class ThetaLayout:
             out[s] = structure.theta_gradient(g)
         return out
 
+    def inverse_hessian_guess(self, theta, n_levels):
+        """A guess of the deviance's inverse Hessian (its diagonal) at ``theta``.
+
+        Near the optimum the deviance's Hessian is twice the information, and
+        a relative sd estimated from ``m`` levels has a variance between
+        ``theta^2 / (2m)`` (levels measured exactly) and several times that
+        (noisy levels): the inverse Hessian is then about ``theta^2 / (4m)``
+        to ``theta^2 / m``; take ``theta^2 / (2m)``, with ``theta`` at least a
+        tenth of the term's largest diagonal element and at least 0.1 (near 0
+        the deviance is flat or concave in theta, not steeper).
+        """
+        scale = np.empty(np.size(theta))
+        for structure, s, m in zip(self.structures, self.slices, n_levels, strict=True):
+            values = np.abs(np.asarray(theta, dtype=float)[s])
+            floor = 0.1 * max(values[structure.on_diagonal].max(initial=0.0), 1.0)
+            scale[s] = np.maximum(values, floor) ** 2 / (2.0 * max(m, 1))
+        return scale
+
     def singular(self, theta, tol=SINGULAR_TOLERANCE):
         """lme4's isSingular: a bounded element of theta below ``tol``."""
         return bool(np.any(np.isfinite(self.lower) & (np.asarray(theta) < tol)))

@@ -15,6 +15,8 @@ __all__ = ["DenseBlockTooLarge", "available_memory", "check_dense_block", "forma
 # Dense (size x size) arrays alive at once in an evaluation with its gradient:
 # the Schur complement, its factor, its inverse and the adjoint.
 _DENSE_COPIES = 4
+# Blocks below this many bytes are assumed to fit (any machine has 64 MiB free).
+_ALWAYS_AVAILABLE = 64 * 2**20
 # Fraction of the free memory a fit may plan to use.
 _USABLE = 0.8
 
@@ -63,6 +65,8 @@ def check_dense_block(size, advice, available=None):
     """
     needed = _DENSE_COPIES * 8 * float(size) ** 2
     if available is None:
+        if needed <= _ALWAYS_AVAILABLE:  # not worth reading /proc/meminfo
+            return
         available = available_memory()
     if available is None or needed <= _USABLE * available:
         return

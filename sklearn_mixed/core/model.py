@@ -26,7 +26,6 @@ import scipy.linalg as la
 from .cholesky import (
     BlockedFactor,
     augmented_cholesky,
-    block_diagonal,
     blocked_cholesky,
     relative_factor_matrix,
 )
@@ -39,7 +38,7 @@ from .deviance import (
     log_determinants,
     solve_coefficients,
 )
-from .gradient import intercept_gradients, relative_factor_gradients
+from .gradient import blocked_gradients
 from .layout import ThetaLayout, elimination_order
 from .memory import check_dense_block
 from .optimize import minimize_deviance
@@ -64,9 +63,9 @@ _ONE_TERM_DENSE_UP_TO = 50
 # Up to this many covariance parameters the optimizer is the lean projected BFGS
 # of :mod:`.bfgs` (dense quasi-Newton matrix); beyond, L-BFGS-B.
 _PROJECTED_BFGS_UP_TO = 50
-# Crossed random intercepts with more dense levels than this use the Schur
-# pattern of .schur, tuned for them (InstEval: 1142), instead of .paired.
-_PAIRED_DENSE_UP_TO = 400
+# Random intercepts use the pair kernel when their pairs of meeting pairs
+# number at most this many per eliminated level (measured crossover: ~50-100).
+_NEARLY_NESTED = 32
 # Advice when the dense block is too large for memory.
 _MEMORY_ADVICE = (
     "Crossed random intercepts of this size can be fitted by CrossedEffectsRegressor"
@@ -144,23 +143,26 @@ class LinearMixedModel:
         self._closed, self._dense = elimination_order(self.reduction)
         q_dense = sum(sizes[f][0] * sizes[f][1] for f in self._dense)
         check_dense_block(q_dense + self.p + 1, _MEMORY_ADVICE)
-        if self._pairs_pay(sizes, q_dense):
+        if self._pairs_pay(sizes):
             self._paired = PairedDeviance(
                 self.reduction, self._closed[0], self._dense, self.criterion
             )
 
-    def _pairs_pay(self, sizes, q_dense):
+    def _pairs_pay(self, sizes):
         """Whether the pair-list kernel (:mod:`.paired`) fits this plan: one term
-        eliminated, dense terms of one size, pairs within budget; random
-        intercepts crossed with many dense levels keep the precomputed Schur
-        pattern of :mod:`.schur` (InstEval)."""
+        eliminated, dense terms of one size, pairs within budget.  For random
+        intercepts only it must also be nearly nested (each eliminated level
+        meeting a few dense levels: ScotsSec's pupils' primary and secondary
+        schools); where the levels cross densely the blocked factor's Schur
+        complement on a precomputed pattern and its trace-formula gradient
+        are 2-5 times faster (:mod:`.schur`)."""
         closed, dense = self._closed, self._dense
         if len(closed) != 1 or not dense or len({sizes[f][1] for f in dense}) != 1:
             return False
-        intercepts = all(k == 1 for _, k in sizes)
-        if intercepts and q_dense > _PAIRED_DENSE_UP_TO:
-            return False
-        return paired_size(self.reduction, closed[0], dense) <= PAIR_BUDGET
+        size = paired_size(self.reduction, closed[0], dense)
+        if all(k == 1 for _, k in sizes):
+            return size <= _NEARLY_NESTED * sizes[closed[0]][0]
+        return size <= PAIR_BUDGET
 
     @property
     def cp(self):
@@ -276,23 +278,9 @@ class LinearMixedModel:
         factor, T = self.factorize(theta)
         self._last_pieces = log_determinants(factor, self.p)
         value = self.criterion.value(*self._last_pieces)
-        rt = self.reduction.terms
-        if all(t.n_coef == 1 for t in rt):
-            thetas = [T[i][0, 0] for i in self._closed + self._dense]
-            dense_sizes = [rt[i].n_levels for i in self._dense]
-            grads = intercept_gradients(self.cp, factor, thetas, dense_sizes, self.criterion)
-            return value, self._theta_gradient([np.array([[g]]) for g in grads])
-        T1 = T[self._closed[0]]
-        Lambda2 = self._dense_lambda(T)
-        products = (None, None)
-        if self.cp.q_dense:
-            later_Z = self.cp.closed[0].later_Z
-            m1 = later_Z.shape[1] // T1.shape[0]
-            Lambda1 = block_diagonal(np.broadcast_to(T1, (m1,) + T1.shape))
-            products = ((Lambda2.T @ later_Z).tocsr(), (later_Z @ Lambda1).tocsr())
-        sizes = [(rt[i].n_levels, rt[i].n_coef) for i in self._dense]
-        grads = relative_factor_gradients(
-            self.cp, factor, T1, Lambda2, sizes, products, self.criterion
+        sizes = [(t.n_levels, t.n_coef) for t in self.reduction.terms]
+        grads = blocked_gradients(
+            self.cp, factor, T, (self._closed, self._dense), sizes, self.criterion
         )
         return value, self._theta_gradient(grads)
 
@@ -429,25 +417,11 @@ class LinearMixedModel:
                 max_iter=max_iter,
                 tol=tol,
                 projected=self.layout.start.size <= _PROJECTED_BFGS_UP_TO,
-                scale=self._curvature_scale(theta0),
+                scale=self.layout.inverse_hessian_guess(theta0, [t.n_levels for t in self.terms]),
             )
             self.theta = self.optimizer.theta
             self._result = None
         return self
-
-    def _curvature_scale(self, theta):
-        """A guess of the inverse Hessian's diagonal at ``theta``: a term's
-        log-determinant gives its elements a curvature of about ``m / theta^2``
-        (``m`` its levels), so ``theta^2 / m``, with ``theta`` at least a tenth
-        of the term's largest diagonal element and at least 0.1 (near 0 the
-        deviance is flat or concave in theta, not steeper)."""
-        scale = np.empty(theta.size)
-        for t, structure, s in zip(self.terms, self.layout.structures, self.layout.slices,
-                                   strict=True):  # fmt: skip
-            values = np.abs(theta[s])
-            floor = 0.1 * max(values[structure.on_diagonal].max(initial=0.0), 1.0)
-            scale[s] = np.maximum(values, floor) ** 2 / max(t.n_levels, 1)
-        return scale
 
     def _feasible(self, start):
         start = np.array(start, dtype=float)

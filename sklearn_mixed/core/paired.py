@@ -56,11 +56,15 @@ def _meeting_blocks(reduction, t, closed, k_D, k_1):
     closed term, and their ``k_D x k_1`` blocks of ``Z_t'WZ_1``."""
     counts = reduction.pair_counts(t, closed).tocoo()
     l, j = counts.row, counts.col
-    values = reduction.pair(t, closed).tocsr()
+    m1 = reduction.terms[closed].n_levels
+    keys = l.astype(np.int64) * m1 + j
+    order = np.argsort(keys)
+    values = reduction.pair(t, closed).tocoo()  # rows l k_D + a, columns j k_1 + c
+    row_level, a = np.divmod(values.row, k_D)
+    col_level, c = np.divmod(values.col, k_1)
+    pair = order[np.searchsorted(keys[order], row_level.astype(np.int64) * m1 + col_level)]
     blocks = np.zeros((l.size, k_D, k_1))
-    for a in range(k_D):
-        for c in range(k_1):
-            blocks[:, a, c] = np.asarray(values[l * k_D + a, j * k_1 + c]).ravel()
+    blocks[pair, a, c] = values.data
     return l, j, blocks
 
 
@@ -283,16 +287,22 @@ class PairedDeviance:
         return value, T1_bar, grads_D
 
     def _dense_gradients(self, T_dense, S_bar, per_pair):
-        q, kD = self.q, self.kD
+        """``dd/dT_t``: the diagonal blocks of ``2 (G_DD Lambda_D Sbar_DD + G_WD' Sbar_WD)``
+        over term ``t``'s levels, summed, plus its pairs' ``N T_1 Bbar'``."""
+        q, kD, p1 = self.q, self.kD, self.p1
         GL = self._lambda_columns(self.G_DD, T_dense)  # G_DD Lambda_D
-        dense = 2.0 * (GL @ S_bar[:q, :q] + self.G_WD.T @ S_bar[q:, :q])
         grads = []
         for pos in range(len(T_dense)):
-            levels = self.level_start[pos + 1] - self.level_start[pos]
-            span = slice(self.level_start[pos] * kD, self.level_start[pos + 1] * kD)
-            square = dense[span, span].reshape(levels, kD, levels, kD)
-            g = square[np.arange(levels), :, np.arange(levels), :].sum(axis=0)
-            g += per_pair[self.pair_term == pos].sum(axis=0)
+            lo, hi = self.level_start[pos] * kD, self.level_start[pos + 1] * kD
+            m = (hi - lo) // kD
+            # block l: sum_s GL[l a, s] Sbar[s, l b] + sum_w G_WD[w, l a] Sbar[q + w, l b]
+            rows = GL[lo:hi].reshape(m, kD, q)
+            cols = S_bar[:q, lo:hi].reshape(q, m, kD).transpose(1, 0, 2)
+            g = np.matmul(rows, cols).sum(axis=0)
+            W_rows = self.G_WD[:, lo:hi].reshape(p1, m, kD)
+            g += np.einsum("wma,wmb->ab", W_rows, S_bar[q:, lo:hi].reshape(p1, m, kD))
+            g *= 2.0
+            g += (per_pair if len(T_dense) == 1 else per_pair[self.pair_term == pos]).sum(axis=0)
             grads.append(g)
         return grads
 
