@@ -362,7 +362,8 @@ class LinearMixedModel:
         estimates and variances, formed on first use (a profile's refits only
         need the deviance)."""
         if self._result is None and self.theta is not None and self.optimizer is not None:
-            self._result = self._solution(self.theta)
+            with self.threads():  # small dense products: threads only wait on a busy machine
+                self._result = self._solution(self.theta)
         return self._result
 
     @result.setter
