@@ -17,6 +17,7 @@ __all__ = [
     "left_times",
     "right_times",
     "segment_sum",
+    "summed_products",
     "block_matmul",
     "batched_lower_inverse",
     "blockwise_outer",
@@ -145,6 +146,12 @@ def bmm(A, B):
                 acc += A[:, i, l] * B[:, l, j]
             out[:, i, j] = acc
     return out
+
+
+def summed_products(A, B):
+    """``sum_i A[i] @ B[i]`` for (n, a, c) and (n, c, b) stacks: one GEMM over
+    ``(i, c)`` instead of ``n`` small products and a sum."""
+    return np.tensordot(A, B, axes=([0, 2], [0, 1]))
 
 
 def right_times(A, M):

@@ -41,6 +41,7 @@ from .blocks import (
     left_times,
     right_times,
     segment_sum,
+    summed_products,
 )
 from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky
 from .crossprod import data_gram, dense_terms_gram
@@ -278,10 +279,10 @@ class PairedDeviance:
         M_bar = cholesky_adjoint(L1, L1i, L_bar, self._half_lower)
         B_bar = bmm(C_bar, self._per_pair(L1i))
         BW_bar = bmm(CW_bar, L1i)
-        T1_bar = 2.0 * bmm(R1, M_bar).sum(axis=0)
-        T1_bar += bmm(self.BW, BW_bar).sum(axis=0)
+        T1_bar = 2.0 * summed_products(R1, M_bar)
+        T1_bar += summed_products(self.BW, BW_bar)
         TB = self._pair_products([T.T for T in T_dense], B_bar)  # T_t Bbar_a
-        T1_bar += bmm(np.swapaxes(self.N, 1, 2), TB).sum(axis=0)
+        T1_bar += summed_products(np.swapaxes(self.N, 1, 2), TB)
         per_pair = bmm(right_times(self.N, T1), np.swapaxes(B_bar, 1, 2))  # N T1 Bbar'
         grads_D = self._dense_gradients(T_dense, S_bar, per_pair)
         return value, T1_bar, grads_D
@@ -298,7 +299,7 @@ class PairedDeviance:
             # block l: sum_s GL[l a, s] Sbar[s, l b] + sum_w G_WD[w, l a] Sbar[q + w, l b]
             rows = GL[lo:hi].reshape(m, kD, q)
             cols = S_bar[:q, lo:hi].reshape(q, m, kD).transpose(1, 0, 2)
-            g = np.matmul(rows, cols).sum(axis=0)
+            g = summed_products(rows, cols)
             W_rows = self.G_WD[:, lo:hi].reshape(p1, m, kD)
             g += np.einsum("wma,wmb->ab", W_rows, S_bar[q:, lo:hi].reshape(p1, m, kD))
             g *= 2.0

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from .blocks import batched_cholesky, batched_lower_inverse, cholesky_adjoint
+from .blocks import batched_cholesky, batched_lower_inverse, cholesky_adjoint, summed_products
 from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky
 
 __all__ = ["SingleTermDeviance"]
@@ -115,8 +115,8 @@ class SingleTermDeviance:
         L_bar = -np.matmul(E_bar, np.swapaxes(C, 1, 2)) * self._lower
         L_bar += (2.0 / diag)[:, :, None] * self._eye
         M_bar = cholesky_adjoint(L, L_inv, L_bar, self._half_lower)
-        T_bar = 2.0 * np.matmul(R, M_bar).sum(axis=0)
-        T_bar += np.matmul(self.B, np.swapaxes(E_bar, 1, 2)).sum(axis=0)
+        T_bar = 2.0 * summed_products(R, M_bar)
+        T_bar += summed_products(self.B, np.swapaxes(E_bar, 1, 2))
         return value, T_bar
 
     def _schur_adjoint(self, L22):
