@@ -42,6 +42,7 @@ __all__ = [
     "blocked_cholesky",
     "fill_in_gram",
     "gram",
+    "log_pivot_adjoint",
     "relative_factor_matrix",
 ]
 
@@ -66,6 +67,22 @@ class BlockedFactor:
     stages: tuple  # of EliminatedTerm, in elimination order
     L22: np.ndarray  # (q_D + p + 1, q_D + p + 1) lower triangular
     q_dense: int  # q_D, the dense random-effects columns leading L22
+
+
+def log_pivot_adjoint(L, weights, criterion):
+    """``Sbar = L^-T diag(w) L^-1``: the adjoint of ``sum_i w_i log L_ii^2``.
+
+    ``weights`` are the deviance's weights of the log pivots but the last;
+    the response's (the last) is ``criterion.response_weight(r^2)`` at
+    ``r^2 = L[-1, -1]^2``.  Raises ``LinAlgError`` if ``L`` is singular.
+    """
+    weight = np.array(weights, dtype=float)
+    weight[-1] = criterion.response_weight(L[-1, -1] ** 2)
+    L_inv, info = lapack.dtrtri(L, lower=1)
+    if info:
+        raise np.linalg.LinAlgError(f"singular factor (dtrtri info={info})")
+    root = np.sqrt(weight)[:, None] * L_inv
+    return root.T @ root
 
 
 def augmented_cholesky(M, overwrite=False):

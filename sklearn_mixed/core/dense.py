@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from .blocks import blockwise_outer
-from .cholesky import augmented_cholesky
+from .blocks import blockwise_outer, summed_products
+from .cholesky import augmented_cholesky, log_pivot_adjoint
 
 __all__ = ["DENSE_SIZE_LIMIT", "DenseDeviance", "DenseSolution", "augmented_gram"]
 
@@ -151,13 +151,7 @@ class DenseDeviance:
     def value_and_gradient(self, T_blocks):
         """Deviance and ``dd/dT`` per term."""
         GL, L = self.factor(T_blocks)
-        L_inv, info = lapack.dtrtri(L, lower=1)
-        if info:
-            raise np.linalg.LinAlgError(f"singular factor (dtrtri info={info})")
-        weights = self.weights.copy()
-        weights[-1] = self.criterion.response_weight(L[-1, -1] ** 2)
-        root = np.sqrt(weights)[:, None] * L_inv
-        M_bar = root.T @ root  # L^-T W L^-1, symmetric
+        M_bar = log_pivot_adjoint(L, self.weights, self.criterion)  # L^-T W L^-1
         # dd/dT = sum over levels j of the (j, j) blocks of 2 G Lambda~ Mbar:
         # 2 sum_j sum_s (G Lambda~)[j k + a, s] Mbar[j k + b, s]  (Mbar symmetric)
         grads = []
@@ -165,7 +159,7 @@ class DenseDeviance:
             rows = slice(start, start + m * k)
             A = GL[rows].reshape(m, k, -1)
             B = M_bar[rows].reshape(m, k, -1)
-            grads.append(2.0 * np.matmul(A, B.transpose(0, 2, 1)).sum(axis=0))
+            grads.append(2.0 * summed_products(A, B.transpose(0, 2, 1)))
         self.last_pieces = self.log_determinants(L)  # kept for derivatives in sigma
         return self.criterion.value(*self.last_pieces), grads
 

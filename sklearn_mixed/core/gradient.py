@@ -29,7 +29,7 @@ are reduced block by block and never formed in full.
 import numpy as np
 from scipy.linalg import lapack
 
-from .blocks import block_matmul, blockwise_outer, rows_times_blocks
+from .blocks import block_matmul, blockwise_outer, rows_times_blocks, summed_products
 from .cholesky import block_diagonal, fill_in_gram, relative_factor_matrix, row_block_pairs
 
 __all__ = ["blocked_gradients", "intercept_gradients", "relative_factor_gradients"]
@@ -106,7 +106,7 @@ def _term1_adjoint(cp, factor, T1, Cbar_Z, Cbar_W, Bbar_Z, G):
     # Bbar_j = Cbar_j L11[j]^-1
     Bbar_W = rows_times_blocks(CbW, L11_inv)
     # sum_j 2 A_j T1 M11bar_j + sum_{r, j} WZ[r, j]' Bbar_W[r, j]
-    T1_bar = 2.0 * np.tensordot(block_matmul(blk.A, T1), M11_bar, axes=([0, 2], [0, 1]))
+    T1_bar = 2.0 * summed_products(block_matmul(blk.A, T1), M11_bar)
     T1_bar += np.tensordot(blk.WZ, Bbar_W, axes=([0, 1], [0, 1]))
     if cp.q_dense:
         T1_bar += _column_block_pairs(G, Bbar_Z, k1)

@@ -318,41 +318,36 @@ class LinearMixedModel:
             user[term_index] = grads[pos]
         return self.layout.theta_gradient(user)
 
+    def _pivots(self, theta):
+        """``(log|L_Z|^2, log|L_X|^2, r^2)`` at ``theta`` and the factor's ``L_X``
+        block, from whichever kernel evaluates this model."""
+        self._require_exact("the deviance pieces at theta")
+        theta = np.asarray(theta, dtype=float)
+        T = self.layout.factors(theta)
+        if self._small is not None:
+            L = self._small.factor(T)[1]
+            q = self._small.q
+            return self._small.log_determinants(L), L[q:-1, q:-1]
+        if self._single is not None:
+            logdets, L22 = self._single.log_determinants(T[0])
+        elif self._paired is not None:
+            closed, dense = self._closed[0], [T[i] for i in self._dense]
+            logdets, L22 = self._paired.log_determinants(T[closed], dense)
+        else:
+            factor = self.factorize(theta)[0]
+            logdets, L22 = log_determinants(factor, self.p), factor.L22
+        q = L22.shape[0] - self.p - 1
+        return logdets, L22[q : q + self.p, q : q + self.p]
+
     def log_determinants(self, theta):
         """``(log|L_Z|^2, log|L_X|^2, r^2)`` at ``theta``: the deviance at any
         ``sigma`` (profiles in lme4's parameters)."""
-        self._require_exact("log_determinants(theta)")
-        T = self.layout.factors(np.asarray(theta, dtype=float))
-        if self._small is not None:
-            return self._small.log_determinants(self._small.factor(T)[1])
-        if self._single is not None:
-            return self._single.log_determinants(T[0])
-        if self._paired is not None:
-            return self._paired.log_determinants(T[self._closed[0]], [T[i] for i in self._dense])[0]
-        return log_determinants(self.factorize(theta)[0], self.p)
+        return self._pivots(theta)[0]
 
     def pieces(self, theta):
         """:class:`CriterionPieces` at ``theta``: the deviance at any ``(theta, sigma)``
         and the unscaled covariance of beta."""
-        self._require_exact("pieces(theta)")
-        theta = np.asarray(theta, dtype=float)
-        if self._small is not None:
-            _, L = self._small.factor(self.layout.factors(theta))
-            logdet_Z, logdet_X, pwrss = self._small.log_determinants(L)
-            q = self._small.q
-            L_X = L[q:-1, q:-1]
-        else:
-            if self._paired is not None:
-                T = self.layout.factors(theta)
-                (logdet_Z, logdet_X, pwrss), L22 = self._paired.log_determinants(
-                    T[self._closed[0]], [T[i] for i in self._dense]
-                )
-                q = L22.shape[0] - self.p - 1
-            else:
-                factor = self.factorize(theta)[0]
-                logdet_Z, logdet_X, pwrss = log_determinants(factor, self.p)
-                q, L22 = factor.q_dense, factor.L22
-            L_X = L22[q : q + self.p, q : q + self.p]
+        (logdet_Z, logdet_X, pwrss), L_X = self._pivots(theta)
         L_X_inv = la.solve_triangular(L_X, np.eye(self.p), lower=True)
         return CriterionPieces(float(logdet_Z), float(logdet_X), float(pwrss), L_X_inv.T @ L_X_inv)
 

@@ -31,7 +31,6 @@ All dense terms must have the same number of coefficients ``k_D``.
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
 from .blocks import (
     batched_cholesky,
@@ -43,7 +42,7 @@ from .blocks import (
     segment_sum,
     summed_products,
 )
-from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky
+from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky, log_pivot_adjoint
 from .crossprod import data_gram, dense_terms_gram
 
 __all__ = ["PAIR_BUDGET", "PairedDeviance", "paired_size"]
@@ -255,7 +254,7 @@ class PairedDeviance:
             float(d22[-1]) ** 2,
         )
         value = self.criterion.value(*self.last_pieces)
-        S_bar = self._schur_adjoint(L22)
+        S_bar = log_pivot_adjoint(L22, self._weights, self.criterion)
         # Cbar_a = -2 (sum_b Sbar_ab C_b + Sbar_aW CW_j)
         r = np.arange(kD)
         block_ab = S_bar[self.pair_row[self.pp_a, None, None] + r[None, :, None],
@@ -306,16 +305,6 @@ class PairedDeviance:
             g += (per_pair if len(T_dense) == 1 else per_pair[self.pair_term == pos]).sum(axis=0)
             grads.append(g)
         return grads
-
-    def _schur_adjoint(self, L22):
-        """``Sbar = L22^-T diag(w) L22^-1`` (full, symmetric)."""
-        weight = self._weights.copy()
-        weight[-1] = self.criterion.response_weight(L22[-1, -1] ** 2)
-        L_inv, info = lapack.dtrtri(L22, lower=1)
-        if info:
-            raise np.linalg.LinAlgError(f"singular factor (dtrtri info={info})")
-        root = np.sqrt(weight)[:, None] * L_inv
-        return root.T @ root
 
 
 def _gram_w(CW):

@@ -31,10 +31,9 @@ import functools
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
 from .blocks import batched_cholesky, batched_lower_inverse, cholesky_adjoint, summed_products
-from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky
+from .cholesky import BlockedFactor, EliminatedTerm, augmented_cholesky, log_pivot_adjoint
 
 __all__ = ["SingleTermDeviance"]
 
@@ -91,14 +90,14 @@ class SingleTermDeviance:
         return BlockedFactor(stages=(stage,), L22=L22, q_dense=0)
 
     def log_determinants(self, T):
-        """``(log|L_Z|^2, log|L_X|^2, r^2)`` at ``T``."""
+        """``(log|L_Z|^2, log|L_X|^2, r^2)`` at ``T``, and ``L_22``."""
         _, L, _, _, L22 = self._forward(T)
         d22 = np.diag(L22)
         logdet_Z = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
-        return logdet_Z, 2.0 * np.log(d22[:-1]).sum(), float(d22[-1]) ** 2
+        return (logdet_Z, 2.0 * np.log(d22[:-1]).sum(), float(d22[-1]) ** 2), L22
 
     def deviance(self, T):
-        return self.criterion.value(*self.log_determinants(T))
+        return self.criterion.value(*self.log_determinants(T)[0])
 
     def value_and_gradient(self, T):
         """The deviance and ``dd/dT`` (module docstring)."""
@@ -109,7 +108,7 @@ class SingleTermDeviance:
         # (log|L_Z|^2, log|L_X|^2, r^2), kept for derivatives in sigma
         self.last_pieces = (2.0 * np.log(diag).sum(), 2.0 * log_d22.sum(), float(d22[-1]) ** 2)
         value = self.criterion.value(*self.last_pieces)
-        S_bar = self._schur_adjoint(L22)
+        S_bar = log_pivot_adjoint(L22, self._weights, self.criterion)
         C_bar = -2.0 * np.matmul(C, S_bar)
         E_bar = np.matmul(np.swapaxes(L_inv, 1, 2), C_bar)
         L_bar = -np.matmul(E_bar, np.swapaxes(C, 1, 2)) * self._lower
@@ -118,13 +117,3 @@ class SingleTermDeviance:
         T_bar = 2.0 * summed_products(R, M_bar)
         T_bar += summed_products(self.B, np.swapaxes(E_bar, 1, 2))
         return value, T_bar
-
-    def _schur_adjoint(self, L22):
-        """``Sbar = L22^-T diag(w) L22^-1`` for the deviance's weights ``w``."""
-        weight = self._weights.copy()
-        weight[-1] = self.criterion.response_weight(L22[-1, -1] ** 2)
-        L_inv, info = lapack.dtrtri(L22, lower=1)
-        if info:
-            raise np.linalg.LinAlgError(f"singular factor (dtrtri info={info})")
-        root = np.sqrt(weight)[:, None] * L_inv
-        return root.T @ root
