@@ -1,15 +1,18 @@
-"""sklearn-mixed: linear mixed-effects models as scikit-learn estimators.
+"""sklearn-mixed: mixed-effects models as scikit-learn estimators.
 
 Exact REML/ML fits of lme4's linear mixed models (random intercepts, crossed
 and nested factors, correlated or independent random slopes) on Henderson's
-mixed-model equations, usable in Pipelines, GridSearchCV and cross-validation
+mixed-model equations, and its generalized linear mixed models (logistic and
+Poisson, Laplace and adaptive Gauss-Hermite), usable in Pipelines, GridSearchCV and cross-validation
 with the grouping factors passed as arrays.
 """
 
 from . import datasets, inference
 from ._crossed import CrossedEffectsRegressor
+from ._glmer import glmer
 from ._influence import GroupInfluence
 from ._mixed import MixedLinearRegressor
+from ._mixed_glm import MixedLogisticRegression, MixedPoissonRegressor
 from .exceptions import ExactFitWarning, PopulationPredictionWarning, SingularFitWarning
 from .formula import FormulaModel, from_formula, lmer
 from .inspection import (
@@ -30,6 +33,8 @@ __all__ = [
     "FormulaModel",
     "GroupInfluence",
     "MixedLinearRegressor",
+    "MixedLogisticRegression",
+    "MixedPoissonRegressor",
     "PopulationPredictionWarning",
     "RandomEffectsQQDisplay",
     "ResidualsDisplay",
@@ -38,6 +43,7 @@ __all__ = [
     "anova",
     "datasets",
     "from_formula",
+    "glmer",
     "inference",
     "information_criteria",
     "lmer",

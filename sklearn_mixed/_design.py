@@ -121,7 +121,7 @@ def _random_terms(X, factors, specs):
 
 
 def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_names,
-               fixed_sigma=None):  # fmt: skip
+               fixed_sigma=None, residual=True):  # fmt: skip
     """The model's rows, reduced, with aliased fixed columns dropped.
 
     Parameters
@@ -138,6 +138,10 @@ def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_n
     fit_intercept : bool
     feature_names : list of str
     fixed_sigma : float or None
+    residual : bool
+        Whether the model has a residual variance to tell apart from the fixed
+        and random effects (a linear model does, a GLMM does not): it then
+        needs more rows than fixed effects, and levels than rows.
 
     Returns
     -------
@@ -170,12 +174,13 @@ def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_n
         rows = ModelRows(design[:, keep], y, tuple(terms), weights, None, intercept)
         columns = [columns[j] for j in keep]
         names = [names[j] for j in keep]
-    if n <= len(columns):
+    if residual and n <= len(columns):
         raise ValueError(
             f"got n_samples={n} for {len(columns)} fixed effects; the model needs more rows "
             "than fixed effects."
         )
-    _check_identifiable(terms, n, fixed_sigma)
+    if residual:
+        _check_identifiable(terms, n, fixed_sigma)
     return FittedDesign(
         rows, reduction, tuple(columns), tuple(names), aliased, levels, specs, all_names
     )

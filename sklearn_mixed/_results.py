@@ -82,7 +82,7 @@ def zero_variance_terms(terms, term_cov, sigma2, tol=1e-10):
     ]
 
 
-def _format_random_effects(est):
+def format_random_effects(est):
     """lme4's variance-component table; no correlations for diagonal terms."""
     width = max([len("Residual")] + [len(f) for f in est.group_names_])
     names_width = max([len("Name")] + [len(c) for df in est.random_effects_.values() for c in df])
@@ -103,10 +103,11 @@ def _format_random_effects(est):
             )
             row = f" {label:<{width}} {name:<{names_width}} {cov[i, i]:10.4g} {sd[i]:10.4g}"
             lines.append(f"{row}  {corr_txt}".rstrip())
-    sigma2 = est.residual_variance_
-    lines.append(
-        f" {'Residual':<{width}} {'':<{names_width}} {sigma2:10.4g} {np.sqrt(sigma2):10.4g}"
-    )
+    sigma2 = getattr(est, "residual_variance_", None)  # GLMMs have no residual variance
+    if sigma2 is not None:
+        lines.append(
+            f" {'Residual':<{width}} {'':<{names_width}} {sigma2:10.4g} {np.sqrt(sigma2):10.4g}"
+        )
     return lines
 
 
@@ -193,7 +194,7 @@ def summary_report(est):
     """lme4-style text summary of a fitted mixed-model regressor."""
     lines = _header(est)
     if est.group_names_:
-        lines += ["", "Random effects:"] + _format_random_effects(est)
+        lines += ["", "Random effects:"] + format_random_effects(est)
         groups = ", ".join(f"{g}, {n}" for g, n in est.n_groups_.items())
         lines.append(f"Number of obs: {est.n_obs_}, groups:  {groups}")
         for inner, outer in est.nested_:

@@ -383,6 +383,13 @@ def from_formula(formula, data, *, method="reml", **estimator_params):
     >>> fm.estimator.get_params()["random_slopes"]
     {'Subject': ['Days']}
     """
+    X, y, groups, params, parsed, design = _read_formula(formula, data, estimator_params)
+    estimator = MixedLinearRegressor(method=method, **params, **estimator_params)
+    return FormulaModel(formula, estimator, X, y.astype(float), groups, parsed, design)
+
+
+def _read_formula(formula, data, estimator_params, numeric_response=True):
+    """``(X, y, groups, estimator parameters, parsed formula, design)`` of a formula."""
     conflicts = [p for p in _SET_BY_FORMULA if p in estimator_params]
     if conflicts:
         raise ValueError(
@@ -391,7 +398,7 @@ def from_formula(formula, data, *, method="reml", **estimator_params):
         )
     parsed = parse_formula(formula)
     _check_columns(_used_columns(parsed), data, formula)
-    if not is_numeric(data[parsed.response]):
+    if numeric_response and not is_numeric(data[parsed.response]):
         raise ValueError(
             f"response {parsed.response!r} must be numeric, got dtype {data[parsed.response].dtype}"
         )
@@ -442,10 +449,9 @@ def from_formula(formula, data, *, method="reml", **estimator_params):
         }
         if extra:
             params["fixed_features"] = fixed_names
-    estimator = MixedLinearRegressor(method=method, **params, **estimator_params)
-    y = data[parsed.response].astype(float)
+    y = data[parsed.response]
     groups = _group_frame(parsed.random, data)
-    return FormulaModel(formula, estimator, X, y, groups, parsed, design)
+    return X, y, groups, params, parsed, design
 
 
 def _fixed_terms(fixed, by_term, data, levels, categorical):

@@ -15,11 +15,18 @@ from sklearn.utils.metadata_routing import MetadataRequest
 
 __all__ = ["make_group_scorer"]
 
+_RESPONSE_METHODS = ("predict", "predict_proba", "decision_function")
+
 
 class _GroupScorer:
     """Callable ``scorer(estimator, X, y, groups=None, sample_weight=None)``."""
 
-    def __init__(self, metric, sign, metric_kwargs):
+    def __init__(self, metric, sign, metric_kwargs, response_method="predict"):
+        if response_method not in _RESPONSE_METHODS:
+            raise ValueError(
+                f"response_method must be one of {_RESPONSE_METHODS}, got {response_method!r}"
+            )
+        self._response_method = response_method
         self._metric = metric
         self._sign = sign
         self._metric_kwargs = metric_kwargs
@@ -27,7 +34,9 @@ class _GroupScorer:
         self._sample_weight_request = None
 
     def __call__(self, estimator, X, y_true, groups=None, sample_weight=None):
-        y_pred = estimator.predict(X, groups=groups)
+        y_pred = getattr(estimator, self._response_method)(X, groups=groups)
+        if self._response_method == "predict_proba" and y_pred.shape[1] == 2:
+            y_pred = y_pred[:, 1]  # binary: the positive class's probability, as scikit-learn
         kwargs = dict(self._metric_kwargs)
         if sample_weight is not None:
             if not self._takes_weight:
@@ -51,10 +60,11 @@ class _GroupScorer:
 
     def __repr__(self):
         sign = "" if self._sign > 0 else ", greater_is_better=False"
-        return f"make_group_scorer({self._metric.__name__}{sign})"
+        method = "" if self._response_method == "predict" else f", {self._response_method!r}"
+        return f"make_group_scorer({self._metric.__name__}{sign}{method})"
 
 
-def make_group_scorer(metric, greater_is_better=True, **metric_kwargs):
+def make_group_scorer(metric, greater_is_better=True, response_method="predict", **metric_kwargs):
     """A scorer that predicts with the grouping factors routed to it.
 
     Parameters
@@ -64,6 +74,10 @@ def make_group_scorer(metric, greater_is_better=True, **metric_kwargs):
     greater_is_better : bool, default=True
         ``False`` for losses (the score is then the negated loss, as
         scikit-learn's ``neg_*`` scorers).
+    response_method : {"predict", "predict_proba", "decision_function"}, default="predict"
+        What the metric scores: predictions, probabilities (of the positive
+        class for a binary classifier: ``roc_auc_score``, ``log_loss``,
+        ``brier_score_loss``) or the linear predictor.
     **metric_kwargs
         Passed to ``metric``.
 
@@ -90,4 +104,4 @@ def make_group_scorer(metric, greater_is_better=True, **metric_kwargs):
     >>> bool(cv["test_score"].mean() > -1000)
     True
     """
-    return _GroupScorer(metric, 1 if greater_is_better else -1, metric_kwargs)
+    return _GroupScorer(metric, 1 if greater_is_better else -1, metric_kwargs, response_method)

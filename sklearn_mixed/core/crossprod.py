@@ -123,7 +123,7 @@ def dense_terms_gram(reduction, dense):
     return sp.bmat(grid, format="csr")
 
 
-def blocked_cross_products(reduction, closed, dense):
+def blocked_cross_products(reduction, closed, dense, precompute=True):
     """:class:`CrossProducts` of closed terms (in elimination order) and dense terms.
 
     Parameters
@@ -132,6 +132,9 @@ def blocked_cross_products(reduction, closed, dense):
     closed : sequence of int
         At least one term index; each must have all earlier closed terms nested in it.
     dense : sequence of int
+    precompute : bool
+        Precompute the products of pairs of levels (:mod:`.pairs`) where they
+        pay off over many evaluations.
     """
     p = reduction.p
     blocks = []
@@ -145,7 +148,7 @@ def blocked_cross_products(reduction, closed, dense):
                 A=t.A,
                 WZ=_cross_with_data(t),
                 later_Z=later_Z,
-                pairs=_weighted_gram(later_Z) if single_intercept else None,
+                pairs=_weighted_gram(later_Z) if single_intercept and precompute else None,
             )
         )
     ZdZd = dense_terms_gram(reduction, list(dense))

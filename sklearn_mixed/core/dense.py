@@ -117,13 +117,16 @@ class DenseDeviance:
 
     def times_relative_factor(self, A, T_blocks):
         """``A Lambda~`` without forming ``Lambda~ = diag(I_m (x) T per term, I)``:
-        each term's columns, ``k`` per level, are multiplied by its ``T``."""
-        out = A.copy()
+        each term's columns, ``k`` per level, are multiplied by its ``T`` (scalar
+        terms, and the identity on X and y, as one column scaling)."""
+        scale = np.ones(A.shape[1])
         for (start, m, k), T in zip(self.spans, T_blocks, strict=True):
-            block = A[:, start : start + m * k]
             if k == 1:
-                out[:, start : start + m] = block * T[0, 0]
-            else:  # (A Lambda)[:, j k + b] = sum_a A[:, j k + a] T[a, b]
+                scale[start : start + m] = T[0, 0]
+        out = A * scale
+        for (start, m, k), T in zip(self.spans, T_blocks, strict=True):
+            if k > 1:  # (A Lambda)[:, j k + b] = sum_a A[:, j k + a] T[a, b]
+                block = A[:, start : start + m * k]
                 out[:, start : start + m * k] = (block.reshape(-1, k) @ T).reshape(block.shape)
         return out
 

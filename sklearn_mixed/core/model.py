@@ -60,6 +60,9 @@ _EXACT_FIT = 1e-12
 # One term with a system up to this size is evaluated dense (:mod:`.dense`: one
 # small Cholesky beats the batched level-by-level steps of :mod:`.single`).
 _ONE_TERM_DENSE_UP_TO = 50
+# A model solved once (a PIRLS step) uses the dense system up to this size: one
+# dense Cholesky costs less than the blocked factor's set-up (VerbAgg: 347).
+_DENSE_ONCE_UP_TO = 1000
 # Up to this many covariance parameters the optimizer is the lean projected BFGS
 # of :mod:`.bfgs` (dense quasi-Newton matrix); beyond, L-BFGS-B.
 _PROJECTED_BFGS_UP_TO = 50
@@ -93,13 +96,18 @@ class LinearMixedModel:
         A known residual standard deviation (sigma is then not estimated).
     solver : {"exact", "iterative"}
         ``"iterative"``: the approximate solver for crossed random intercepts.
+    evaluations : {"many", "one"}
+        ``"one"``: the model is solved at a single theta (a PIRLS step of a
+        GLMM, :mod:`.glmm_state`), so the plan skips set-up that pays off only
+        over many evaluations (the pair kernel, precomputed pair products)
+        and uses the dense system up to a larger size.
     data : object, optional
         The rows the reduction came from (kept for row-level diagnostics:
         influence, the bootstrap); see :class:`~.reduction.ModelRows`.
     """
 
     def __init__(self, reduction, terms, *, method="reml", fixed_sigma=None, solver="exact",
-                 data=None):  # fmt: skip
+                 evaluations="many", data=None):  # fmt: skip
         if method not in ("reml", "ml"):
             raise ValueError(f"method must be 'reml' or 'ml', got {method!r}")
         if solver == "iterative" and fixed_sigma is not None:
@@ -111,6 +119,7 @@ class LinearMixedModel:
         self.method = method
         self.fixed_sigma = None if fixed_sigma is None else float(fixed_sigma)
         self.solver = solver
+        self.evaluations = evaluations
         self.data = data
         self.n, self.p = reduction.n, reduction.p
         self.criterion = Criterion(
@@ -122,7 +131,7 @@ class LinearMixedModel:
         self.optimizer = None  # OptimizeOutcome of the last fit
         self._result = None  # LMMFit at the optimum, formed on first use
         self._small = self._single = self._paired = self._closed = self._dense = None
-        self._cp = self._last_factor = None
+        self._cp = self._last_factor = self._last_dense = None
         if self.terms and solver == "exact":
             self._plan()
 
@@ -130,8 +139,10 @@ class LinearMixedModel:
     def _plan(self):
         sizes = [(t.n_levels, t.n_coef) for t in self.reduction.terms]
         q = sum(m * k for m, k in sizes)
-        dense = q + self.p + 1 <= DENSE_SIZE_LIMIT
-        if len(sizes) == 1 and not (dense and q + self.p + 1 <= _ONE_TERM_DENSE_UP_TO):
+        once = self.evaluations == "one"
+        dense = q + self.p + 1 <= (_DENSE_ONCE_UP_TO if once else DENSE_SIZE_LIMIT)
+        one_term_dense = dense and (once or q + self.p + 1 <= _ONE_TERM_DENSE_UP_TO)
+        if len(sizes) == 1 and not one_term_dense:
             self._single = SingleTermDeviance(
                 self.reduction.terms[0], data_gram(self.reduction), self.criterion
             )
@@ -143,7 +154,7 @@ class LinearMixedModel:
         self._closed, self._dense = elimination_order(self.reduction)
         q_dense = sum(sizes[f][0] * sizes[f][1] for f in self._dense)
         check_dense_block(q_dense + self.p + 1, _MEMORY_ADVICE)
-        if self._pairs_pay(sizes):
+        if not once and self._pairs_pay(sizes):
             self._paired = PairedDeviance(
                 self.reduction, self._closed[0], self._dense, self.criterion
             )
@@ -168,7 +179,9 @@ class LinearMixedModel:
     def cp(self):
         """The blocked cross-products (formed on first use)."""
         if self._cp is None:
-            self._cp = blocked_cross_products(self.reduction, self._closed, self._dense)
+            self._cp = blocked_cross_products(
+                self.reduction, self._closed, self._dense, precompute=self.evaluations == "many"
+            )
         return self._cp
 
     @property
@@ -350,6 +363,54 @@ class LinearMixedModel:
         (logdet_Z, logdet_X, pwrss), L_X = self._pivots(theta)
         L_X_inv = la.solve_triangular(L_X, np.eye(self.p), lower=True)
         return CriterionPieces(float(logdet_Z), float(logdet_X), float(pwrss), L_X_inv.T @ L_X_inv)
+
+    def modes(self, theta):
+        """``(beta, u, log|L_Z|^2)`` at ``theta``: the fixed effects (uncentred),
+        the spherical modes per term (term order, ``(m, k)`` each) and the
+        log-determinant, without the conditional covariances (the inner step of
+        PIRLS, :mod:`.glmm`)."""
+        self._require_exact("the modes at theta")
+        T = self.layout.factors(np.asarray(theta, dtype=float))
+        if self._small is not None:
+            GL, L = self._small.factor(T)
+            self._last_dense = (np.array(theta, dtype=float), GL, L)
+            v = la.solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T")
+            q = self._small.q
+            splits = np.cumsum([m * k for m, k in self._small.term_sizes])[:-1]
+            u = [part.reshape(m, k) for part, (m, k)
+                 in zip(np.split(v[:q], splits), self._small.term_sizes, strict=True)]  # fmt: skip
+            return self.reduction.uncentre(v[q:]), u, self._small.log_determinants(L)[0]
+        factor = self.factorize(theta)[0]
+        beta, u_closed, u_dense = solve_coefficients(factor, self.p)
+        rt = self.reduction.terms
+        dense_sizes = [rt[i].n_levels * rt[i].n_coef for i in self._dense]
+        parts = u_closed + (np.split(u_dense, np.cumsum(dense_sizes)[:-1]) if dense_sizes else [])
+        u = [None] * len(rt)
+        for term_index, part in zip(self._closed + self._dense, parts, strict=True):
+            u[term_index] = part.reshape(rt[term_index].n_levels, rt[term_index].n_coef)
+        return self.reduction.uncentre(beta), u, log_determinants(factor, self.p)[0]
+
+    def penalized_system(self, theta):
+        """``(Z'WZ Lambda, L)`` of a small (dense) model at ``theta``, else None:
+        ``L L'`` is the system of ``[u; beta]``, ``[Lambda'Z'WZ Lambda + I,
+        Lambda'Z'WX; X'WZ Lambda, X'WX]`` (its first ``q`` rows: ``L_Z``); for
+        derivatives of a GLMM's Laplace criterion (:mod:`.laplace_gradient`)."""
+        if self._small is None:
+            return None
+        theta = np.asarray(theta, dtype=float)
+        last = getattr(self, "_last_dense", None)
+        if last is not None and np.array_equal(last[0], theta):
+            GL, L = last[1], last[2]
+        else:
+            GL, L = self._small.factor(self.layout.factors(theta))
+        q = self._small.q
+        return GL[:q, :q], L[:-1, :-1]
+
+    def solution(self, theta):
+        """The :class:`~.solution.LMMFit` at any ``theta`` (not only the fitted one)."""
+        self._require_exact("the solution at theta")
+        with self.threads():
+            return self._solution(np.asarray(theta, dtype=float))
 
     @property
     def result(self):

@@ -1,4 +1,4 @@
-"""Small real data sets for linear mixed models.
+"""Small real data sets for linear and generalized linear mixed models.
 
 Each loader returns a fresh :class:`pandas.DataFrame` read from a CSV file shipped
 with the package (see ``sklearn_mixed/datasets/data/README.md`` for provenance).
@@ -8,7 +8,7 @@ their dtype is ``object`` or pandas' string dtype depending on the pandas versio
 Rows are in the order of the original R data sets.
 
 The first five data sets come from the R package lme4 (version 1.1-31), ``Hsb82``
-from the R package mlmRev.
+and ``Contraception`` from the R package mlmRev.
 """
 
 from importlib import resources
@@ -16,6 +16,7 @@ from importlib import resources
 import pandas as pd
 
 __all__ = [
+    "load_contraception",
     "load_dyestuff",
     "load_dyestuff2",
     "load_hsb82",
@@ -308,3 +309,47 @@ def load_hsb82():
     ['Catholic', 'Public']
     """
     return _load("hsb82.csv", ["school", "minrty", "sx", "sector"])
+
+
+def load_contraception():
+    """Load the Contraception data: contraceptive use of women in Bangladesh's districts.
+
+    A subsample of the 1988 Bangladesh Fertility Survey: 1934 women in 60
+    districts (1 to 118 women each), whether they used contraception at the
+    time of the survey.  The canonical binary-outcome multilevel data set.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (1934, 5)
+        Columns:
+
+        - ``use`` (str): ``"Y"`` or ``"N"``, contraceptive use.
+        - ``age`` (float): age in years, centred at the mean.
+        - ``urban`` (str): ``"Y"`` urban, ``"N"`` rural residence.
+        - ``livch`` (str): number of living children, ``"0"``, ``"1"``,
+          ``"2"``, ``"3+"``.
+        - ``district`` (str): district identifier, 60 levels.
+
+    Notes
+    -----
+    Canonical lme4 models (binomial GLMMs)::
+
+        glmer(use ~ age + I(age^2) + urban + livch + (1 | district), family = binomial)
+        glmer(use ~ age + I(age^2) + urban + livch + (urban | district), family = binomial)
+
+    Provenance: R package mlmRev (1.0-8), data set ``Contraception`` (the
+    ``woman`` identifier dropped); from Huq, N. M. and Cleland, J. (1990),
+    *Bangladesh Fertility Survey 1989 (Main Report)*, National Institute of
+    Population Research and Training, Dhaka; analysed by Steele, Diamond and
+    Amin (1996) and in the mlmRev vignettes.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_contraception
+    >>> df = load_contraception()
+    >>> df.shape
+    (1934, 5)
+    >>> df["district"].nunique()
+    60
+    """
+    return _load("contraception.csv", ["use", "urban", "livch", "district"])

@@ -1,0 +1,277 @@
+"""The GLMM estimators' shared contract: fit, the linear predictor, reports.
+
+:class:`_BaseMixedGLM` validates the input, reads the grouping factors and
+builds the model's rows (:mod:`._design`) as the linear regressors do, fits
+the core's :class:`~sklearn_mixed.core.glmm.GeneralizedLinearMixedModel`
+(kept as ``model_``) and stores the fitted attributes.  Subclasses give the
+family, how ``y`` is read, and what ``predict`` returns.
+"""
+
+import warnings
+from dataclasses import replace
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
+from scipy import stats
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _glmm_report
+from ._base import _finite_numeric
+from ._design import build_rows, drop_zero_weights
+from ._grouped import GroupedModelMixin, split_features_and_groups
+from ._groups import INTERCEPT, resolve_fixed_features, resolve_random_effects, validate_groups
+from .core import nesting_pairs
+from .core.glmm import GeneralizedLinearMixedModel
+from .exceptions import SingularFitWarning
+
+__all__ = ["_BaseMixedGLM"]
+
+# Gauss-Hermite nodes of the marginal mean E[g^-1(eta + sqrt(v) Z)].
+_MARGINAL_NODES = 40
+
+
+class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
+    """Base class of the GLMM estimators (not for direct use)."""
+
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__predict = {"groups": True}
+    __metadata_request__score = {"groups": True}
+
+    _parameter_constraints: dict = {
+        "random_slopes": [None, list, tuple, dict],
+        "covariance": [StrOptions({"unstructured", "diagonal"}), dict],
+        "random_effects": [None, dict],
+        "fixed_features": [None, list, tuple, str],
+        "fit_intercept": ["boolean"],
+        "group_cols": [None, list, tuple, str],
+        "new_groups": [StrOptions({"population", "marginal", "error"})],
+        "nagq": [Interval(Integral, 1, 100, closed="both")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+    }
+    # GLMMs are fitted by maximum likelihood (for anova's checks)
+    method = "ml"
+    _family = ""
+
+    def _random_specs(self, factor_names, feature_names):
+        return resolve_random_effects(
+            self.random_effects, self.random_slopes, self.covariance, factor_names, feature_names
+        )
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, response, groups, sample_weight, offset):
+        """Fit to a validated 0/1, proportion or count ``response``."""
+        n = X.shape[0]
+        offset = None if offset is None else _check_offset(offset, n)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            if offset is not None:
+                offset = offset[sample_weight > 0]
+        X, response, groups, weights = drop_zero_weights(X, response, groups, sample_weight)
+        self._check_response(response)
+        feature_names = self._feature_names()
+        factors = None if groups is None else validate_groups(groups, X.shape[0])
+        fixed = resolve_fixed_features(self.fixed_features, feature_names)
+        if not fixed and not self.fit_intercept and groups is None:
+            raise ValueError(
+                "the model has no fixed effects and no grouping factors: nothing to fit."
+            )
+        design = build_rows(
+            X, response, factors, weights,
+            specs={} if factors is None else self._random_specs(factors[0], feature_names),
+            fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
+            residual=False,
+        )  # fmt: skip
+        rows = design.rows if offset is None else replace(design.rows, offset=offset)
+        model = GeneralizedLinearMixedModel(rows, self._family, nagq=self.nagq)
+        self.model_ = model.fit(max_iter=self.max_iter, tol=self.tol)
+        self._store_fit(design)
+        self._warn_about_fit(model.result)
+        return self
+
+    def _check_response(self, response):
+        """Raise ``ValueError`` for a response the family cannot fit (subclasses)."""
+
+    def _validate_features(self, X, y, groups):
+        X, groups = split_features_and_groups(X, groups, self.group_cols)
+        min_features = 0 if groups is not None else 1
+        features = _finite_numeric(X, 2)
+        if features is not None and features.shape[1] >= min_features and features.shape[0]:
+            validate_data(self, X, skip_check_array=True)
+            return features, groups
+        X = validate_data(self, X, dtype=np.float64, ensure_min_features=min_features)
+        return X, groups
+
+    def _feature_names(self):
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.feature_names_in_]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _store_fit(self, design):
+        fit = self.model_.result
+        terms = design.rows.terms
+        self.coef_ = np.zeros(self.n_features_in_)
+        self.intercept_ = 0.0
+        for column, value in zip(design.fixed, fit.beta, strict=True):
+            if column is None:
+                self.intercept_ = float(value)
+            else:
+                self.coef_[column] = value
+        self.fixed_effect_names_ = list(design.fixed_names)
+        self.aliased_features_ = list(design.aliased)
+        self.fixed_effects_cov_ = fit.beta_cov
+        self.theta_ = fit.theta
+        self.group_names_ = [t.name for t in terms]
+        self.n_groups_ = {t.name: t.n_levels for t in terms}
+        self.nested_ = nesting_pairs(self.group_names_, design.reduction)
+        self.random_slope_names_ = {
+            t.name: [c for c in t.covariate_names if c != INTERCEPT] for t in terms
+        }
+        self.covariance_structures_ = {t.name: t.structure.name for t in terms}
+        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
+        self.random_effects_conditional_cov_ = {
+            t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
+        }
+        self.log_likelihood_ = fit.log_likelihood
+        self.deviance_ = fit.deviance
+        self.aic_, self.bic_ = fit.aic, fit.bic
+        self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
+        self.n_obs_ = fit.n
+        self._level_labels = design.levels
+        self._level_index = {}
+        self._fixed_columns = design.fixed
+        self._covariates = {name: spec.covariates for name, spec in design.specs.items()}
+
+    def _warn_about_fit(self, fit):
+        if not fit.converged:
+            warnings.warn(
+                f"The optimizer did not converge after {fit.n_iter} iterations "
+                f"({fit.message}). Increase max_iter, standardize the features, or simplify "
+                "the random effects.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if fit.singular:
+            warnings.warn(
+                "boundary (singular) fit: a random-effect variance is estimated as 0 (or a "
+                "correlation as +-1); the data do not support this variance component. See "
+                "isSingular in lme4.",
+                SingularFitWarning,
+                stacklevel=4,
+            )
+        if not fit.hessian_used and fit.hessian.size:
+            warnings.warn(
+                "the Hessian of the deviance in (theta, beta) is not positive definite: "
+                "the fixed effects' standard errors come from the PIRLS factor instead "
+                "(lme4 does the same, with a warning). The fit may be near a boundary.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    # ----------------------------------------------------------- results
+    @property
+    def fixed_effects_(self):
+        """DataFrame: estimate, standard error, z value and p value (Wald) per fixed effect."""
+        check_is_fitted(self)
+        fit = self.model_.result
+        se = np.sqrt(np.diag(fit.beta_cov))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = fit.beta / se
+        return pd.DataFrame(
+            {"estimate": fit.beta, "std_error": se, "z_value": z,
+             "p_value": 2.0 * stats.norm.sf(np.abs(z))},
+            index=pd.Index(self.fixed_effect_names_, name="term"),
+        )  # fmt: skip
+
+    @property
+    def variance_components_(self):
+        """DataFrame: variance and standard deviation per (factor, term)."""
+        check_is_fitted(self)
+        rows = []
+        for t in self.model_.terms:
+            cov = self.random_effects_cov_[t.name]
+            variances = np.diag(cov)
+            rows += [(t.name, c, float(v))
+                     for c, v in zip(t.covariate_names, variances, strict=True)]  # fmt: skip
+        index = pd.MultiIndex.from_tuples([r[:2] for r in rows], names=["factor", "term"])
+        variance = np.array([r[2] for r in rows])
+        return pd.DataFrame({"variance": variance, "std_dev": np.sqrt(variance)}, index=index)
+
+    def summary(self):
+        """lme4-style report: criterion, random effects, fixed effects with Wald tests.
+
+        Returns
+        -------
+        report : str
+        """
+        check_is_fitted(self)
+        return _glmm_report.summary_report(self)
+
+    def confint(self, method="wald", level=0.95):
+        """Confidence intervals of the fixed effects and the random-effect sds.
+
+        Parameters
+        ----------
+        method : {"wald", "profile"}, default="wald"
+            ``"wald"``: ``estimate +- z SE`` for the fixed effects (lme4's
+            ``confint(fit, method = "Wald")``, which gives none for the
+            variance parameters).  ``"profile"``: likelihood-ratio intervals of
+            every parameter, the Laplace (or AGQ) deviance minimized over the
+            others at each value (lme4's ``confint(fit)``).
+        level : float, default=0.95
+
+        Returns
+        -------
+        intervals : DataFrame
+            Lower and upper bound per parameter, labelled as lme4's.
+        """
+        check_is_fitted(self)
+        from ._glmm_inference import glmm_confint
+
+        return glmm_confint(self, method, level)
+
+    # ------------------------------------------------------------ predict
+    def _linear_predictor(self, X, groups, offset, random_effects):
+        """``eta`` with the modes of seen levels, and the variance ``v`` of the
+        random effects predicted at 0 (unseen levels, coefficients left out)."""
+        check_is_fitted(self)
+        X, groups = split_features_and_groups(X, groups, self.group_cols)
+        X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_features=0)
+        eta = X @ self.coef_ + self.intercept_
+        if offset is not None:
+            eta = eta + _check_offset(offset, X.shape[0])
+        unseen_var = np.zeros(X.shape[0])
+        fit = self.model_.result
+        for index, z, seen, level in self._random_effect_rows(X, groups, random_effects):
+            eta += np.einsum("ik,ik->i", z, np.where(seen, fit.b[index][level], 0.0))
+            zu = np.where(seen, 0.0, z)
+            unseen_var += np.einsum("ik,kl,il->i", zu, fit.term_cov[index], zu)
+        return eta, unseen_var
+
+    def _mean(self, X, groups, offset, random_effects):
+        """The conditional mean (unseen effects at 0), or with ``new_groups=
+        "marginal"`` the mean integrated over the unseen effects' distribution."""
+        eta, v = self._linear_predictor(X, groups, offset, random_effects)
+        family = self.model_.family
+        if self.new_groups != "marginal" or not np.any(v > 0):
+            return family.linkinv(eta)
+        if family.link == "log":  # E exp(eta + N(0, v)) = exp(eta + v / 2)
+            return family.linkinv(eta + 0.5 * v)
+        nodes, weights = hermegauss(_MARGINAL_NODES)
+        weights = weights / weights.sum()
+        sd = np.sqrt(v)
+        return sum(w * family.linkinv(eta + sd * x) for x, w in zip(nodes, weights, strict=True))
+
+
+def _check_offset(offset, n):
+    offset = np.asarray(offset, dtype=float).reshape(-1)
+    if offset.shape[0] != n:
+        raise ValueError(f"offset has {offset.shape[0]} values for {n} samples")
+    if not np.all(np.isfinite(offset)):
+        raise ValueError("offset contains NaN or infinity")
+    return offset

@@ -1,0 +1,350 @@
+"""The generalized linear mixed model: the linear mixed model reweighted (PIRLS).
+
+``y_i | b ~ family(mu_i)``, ``g(mu) = eta = X beta + Z b + o``, ``b = Lambda u``,
+``u ~ N(0, I)`` (Bates et al. 2015; lme4's ``glmer``).  For fixed ``theta``
+(and ``beta``) the conditional modes ``u`` minimize the penalized deviance
+``sum_i d(y_i, mu_i) + ||u||^2``; Newton's method on it (penalized
+iteratively reweighted least squares) is, at each step, the linear mixed
+model of the working response ``z = eta - o + (y - mu) / mu'(eta)`` with
+prior weights ``W = w mu'^2 / V(mu)`` and ``sigma = 1``: the same reduction
+(:mod:`.reduction`) and the same blocked factor (:mod:`.model`) as a linear
+fit, at new weights.
+
+The Laplace approximation to ``-2`` log-likelihood at ``(theta, beta)`` is
+``log|L|^2 + ||u||^2 + aic(mu)`` at the modes, with ``L L' = Lambda'Z'WZ
+Lambda + I`` and ``aic`` the family's ``-2 log p(y | mu)`` with constants
+(:mod:`.family`).  For one scalar random-effect term, adaptive Gauss-Hermite
+quadrature with ``nagq`` nodes integrates each level's random effect around
+its mode (:func:`quadrature_deviance`); as in lme4 it is on the deviance
+scale (relative to the saturated model, no constants).
+
+The fit follows lme4's two stages: theta with beta inside PIRLS (lme4's
+``nAGQ = 0``), then ``(theta, beta)`` jointly on the Laplace (or AGQ)
+criterion, from the first stage's optimum, with ``beta`` measured in units
+of its first-stage standard errors.  The covariance of beta is, as lme4
+1.1-31's default, ``2 H^-1`` restricted to beta, with ``H`` the
+central-difference Hessian of the criterion in ``(theta, beta)``.  PIRLS
+is iterated to convergence, and the factor at the final modes gives
+``log|L|^2`` (lme4 takes it at the weights of the last step's start).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .family import make_family
+from .glmm_state import LinearPredictor, pirls
+from .laplace_gradient import laplace_gradient
+from .layout import ThetaLayout
+from .optimize import minimize_deviance
+from .quadrature import quadrature_deviance
+from .threads import single_blas_thread
+
+__all__ = ["GLMMFit", "GeneralizedLinearMixedModel"]
+
+# Central-difference steps: the gradient where it is not analytic (relative to
+# max(1, |x|)), and lme4's Hessian step (deriv12's delta).
+_GRADIENT_STEP = 1e-5
+_HESSIAN_STEP = 1e-4
+
+
+def _central_differences(f, x, model):
+    """Central-difference gradient of ``f``, each pair from the same PIRLS start."""
+    warm = model._warm
+    grad = np.empty_like(x)
+    for i in range(x.size):
+        h = _GRADIENT_STEP * max(1.0, abs(x[i]))
+        e = np.zeros_like(x)
+        e[i] = h
+        grad[i] = (f(x + e) - f(x - e)) / (2.0 * h)
+        model._warm = warm
+    return grad
+
+
+def _second_differences(f, x, h, reset):
+    """lme4's ``deriv12`` Hessian of ``f`` at ``x`` (``reset()`` before each value)."""
+    d = x.size
+
+    def at(step):
+        reset()
+        return f(x + step)
+
+    f0 = at(np.zeros(d))
+    E = np.eye(d) * h
+    H = np.empty((d, d))
+    plus = [at(E[i]) for i in range(d)]
+    minus = [at(-E[i]) for i in range(d)]
+    for i in range(d):
+        H[i, i] = (plus[i] - 2.0 * f0 + minus[i]) / h**2
+        for j in range(i):
+            H[i, j] = H[j, i] = (
+                at(E[i] + E[j]) - at(E[i] - E[j]) - at(-E[i] + E[j]) + at(-E[i] - E[j])
+            ) / (4.0 * h**2)
+    return H
+
+
+@dataclass
+class GLMMFit:
+    """A fitted GLMM: estimates, their covariances and the criterion at the optimum."""
+
+    family: str
+    nagq: int
+    n: int
+    p: int
+    theta: np.ndarray
+    beta: np.ndarray
+    beta_cov: np.ndarray
+    b: list  # conditional modes per term, (m, k)
+    conditional_cov: list  # Var(b | y) per term, (m, k, k)
+    term_cov: list  # T T' per term
+    deviance: float  # the criterion: -2 log-likelihood (Laplace / AGQ)
+    n_iter: int
+    n_evaluations: int
+    converged: bool
+    message: str
+    singular: bool
+    hessian: np.ndarray  # of the criterion in (theta, beta)
+    hessian_used: bool  # False: beta_cov from the PIRLS factor (H not positive definite)
+
+    @property
+    def log_likelihood(self):
+        return -0.5 * self.deviance
+
+    @property
+    def n_params(self):
+        return self.p + self.theta.size
+
+    @property
+    def aic(self):
+        return self.deviance + 2.0 * self.n_params
+
+    @property
+    def bic(self):
+        return self.deviance + np.log(self.n) * self.n_params
+
+
+class GeneralizedLinearMixedModel:
+    """A GLMM on its rows; see the module docstring.
+
+    Parameters
+    ----------
+    rows : ModelRows
+        ``X`` (full rank; an all-ones column is the intercept), the response
+        (0/1 or proportions for the binomial family, counts for Poisson), the
+        random terms, the prior weights (binomial: numbers of trials) and
+        the offset.
+    family : {"binomial", "poisson"} or Family
+    nagq : int, default=1
+        Quadrature nodes: 1 is the Laplace approximation; more needs a single
+        scalar random-effect term.
+    """
+
+    def __init__(self, rows, family, *, nagq=1):
+        self.data = rows  # ModelRows, as LinearMixedModel.data
+        self.family = make_family(family)
+        self.terms = tuple(rows.terms)
+        self.nagq = int(nagq)
+        n = rows.n
+        self.prior = np.ones(n) if rows.weights is None else np.asarray(rows.weights, float)
+        self.family.validate(rows.y, self.prior)
+        if self.nagq < 1:
+            raise ValueError(f"nagq must be at least 1, got {nagq}")
+        if self.nagq > 1 and (len(self.terms) != 1 or self.terms[0].n_coef != 1):
+            raise ValueError(
+                "adaptive Gauss-Hermite quadrature (nagq > 1) needs a single scalar random "
+                "effect term, such as one random intercept (as lme4's glmer)"
+            )
+        self.predictor = LinearPredictor(rows)
+        self.layout = ThetaLayout([t.structure for t in self.terms])
+        self.n, self.p = n, rows.X.shape[1]
+        self.theta = self.beta = None
+        self.optimizer = None
+        self._result = None
+        self._warm = None  # (beta, u) of the last evaluation: PIRLS's next start
+        self._analytic = False  # whether the last gradient was analytic
+
+    # ----------------------------------------------------------- criterion
+    def pirls(self, theta, beta=None, start=None):
+        """The :class:`PirlsState` at ``theta`` (and ``beta``; None: beta in PIRLS)."""
+        theta = np.asarray(theta, dtype=float)
+        if start is None:
+            start = self._warm if self._warm is not None else self._glm_start()
+        state = pirls(self.predictor, self.family, self.prior, self.layout.factors(theta),
+                      theta, beta, start)  # fmt: skip
+        self._warm = (state.beta, state.u)
+        return state
+
+    def criterion(self, state):
+        """``-2`` log-likelihood at a PIRLS state: Laplace, or AGQ if ``nagq > 1``."""
+        if self.nagq > 1:
+            return quadrature_deviance(self.predictor, self.family, self.prior, state, self.nagq)
+        y, prior = self.data.y, self.prior
+        return (
+            state.logdet
+            + state.u_squared
+            + self.family.minus_two_log_likelihood(y, state.mu, prior)
+        )
+
+    def deviance(self, theta, beta=None):
+        """The criterion at ``(theta, beta)``; ``beta=None``: at PIRLS's beta (stage 1)."""
+        return self.criterion(self.pirls(theta, beta))
+
+    def value_and_gradient(self, theta, beta=None):
+        """The criterion and its gradient in theta (and beta, if given): analytic
+        (:mod:`.laplace_gradient`) where the working fit is dense and ``nagq = 1``,
+        else central differences."""
+        theta = np.asarray(theta, dtype=float)
+        state = self.pirls(theta, beta)
+        value = self.criterion(state)
+        grad = None
+        if self.nagq == 1:
+            grad = laplace_gradient(self.predictor, self.family, self.prior, state, theta,
+                                    self.layout, beta is not None)  # fmt: skip
+        self._analytic = grad is not None
+        if grad is None:
+            k = theta.size
+            x = theta if beta is None else np.concatenate([theta, beta])
+            grad = _central_differences(
+                lambda z: self.deviance(z[:k], None if beta is None else z[k:]), x, self
+            )
+        return value, grad
+
+    # ------------------------------------------------------------------ fit
+    def _glm_start(self):
+        """``(beta, u = 0)`` of the GLM without random effects (R's ``glm.fit``)."""
+        beta = self.predictor.glm_start(self.family, self.prior)
+        return beta, [np.zeros((t.n_levels, t.n_coef)) for t in self.terms]
+
+    def fit(self, *, max_iter=500, tol=1e-10, start=None):
+        """Both stages and the Hessian; sets :attr:`theta`, :attr:`beta` and :attr:`result`.
+
+        On one BLAS thread (:mod:`.threads`): the working fits are many small
+        factorizations.
+        """
+        with single_blas_thread():
+            return self._fit(max_iter, tol, start)
+
+    def _fit(self, max_iter, tol, start):
+        self._warm = None
+        if not self.terms:
+            state = self.pirls(np.zeros(0))
+            self.theta, self.beta, self.optimizer = np.zeros(0), state.beta, None
+            self._result = self._solution(state, state.n_iter, state.n_iter, True, "IRLS")
+            return self
+        theta0 = self.layout.start.copy() if start is None else np.asarray(start, float)
+        n_levels = [t.n_levels for t in self.terms]
+        stage1 = minimize_deviance(
+            self.deviance, theta0, self.layout.lower, value_and_gradient=self.value_and_gradient,
+            max_iter=max_iter, tol=tol, projected=True,
+            scale=self.layout.inverse_hessian_guess(theta0, n_levels),
+        )  # fmt: skip
+        theta1, k = stage1.theta, stage1.theta.size
+        state1 = self.pirls(theta1)
+        beta1 = state1.beta
+        # stage 2 in (theta, gamma), beta = beta1 + C gamma: gamma in standard errors
+        C = self.predictor.fixed_scale(self.family, self.prior, theta1, state1)
+        joint, joint_gradient = self._joint(beta1, C, k)
+        lower = np.concatenate([self.layout.lower, np.full(self.p, -np.inf)])
+        x0 = np.concatenate([theta1, np.zeros(self.p)])
+        scale = np.concatenate([self.layout.inverse_hessian_guess(theta1, n_levels),
+                                np.full(self.p, 0.5)])  # fmt: skip
+        stage2 = minimize_deviance(
+            joint, x0, lower, value_and_gradient=joint_gradient, max_iter=max_iter, tol=tol,
+            projected=True, scale=scale,
+        )  # fmt: skip
+        x = stage2.theta
+        self.theta, self.beta = x[:k], beta1 + C @ x[k:]
+        self.optimizer = stage2
+        H = self._hessian(joint, joint_gradient, x, C)
+        state = self.pirls(self.theta, self.beta, start=(self.beta, self._warm[1]))
+        n_iter = stage1.n_iter + stage2.n_iter
+        n_eval = stage1.n_evaluations + stage2.n_evaluations
+        self._result = self._solution(state, n_iter, n_eval, stage2.converged,
+                                      stage2.message, H)  # fmt: skip
+        return self
+
+    def _joint(self, beta1, C, k):
+        """The stage-2 criterion of ``x = (theta, gamma)`` and its gradient."""
+
+        def joint(x):
+            return self.deviance(x[:k], beta1 + C @ x[k:])
+
+        def joint_gradient(x):
+            value, grad = self.value_and_gradient(x[:k], beta1 + C @ x[k:])
+            return value, np.concatenate([grad[:k], C.T @ grad[k:]])
+
+        return joint, joint_gradient
+
+    def _hessian(self, joint, joint_gradient, x, C):
+        """The Hessian of the criterion in ``(theta, beta)`` at the optimum ``x``.
+
+        Forward differences (step 1e-4, lme4's) of the analytic gradient, or
+        lme4's central differences of the criterion where there is none, in
+        ``(theta, gamma)`` (``beta = beta1 + C gamma``: a step means the same
+        in every direction); then
+        ``H_beta = C^-T H_gamma C^-1``.
+        """
+        warm = self._warm
+        h, d = _HESSIAN_STEP, x.size
+        analytic = self._analytic
+        H = np.empty((d, d))
+        if analytic:  # forward differences of the gradient: d evaluations, error O(h)
+            g0 = joint_gradient(x)[1]
+            for i in range(d):
+                e = np.zeros(d)
+                e[i] = h
+                self._warm = warm
+                H[:, i] = (joint_gradient(x + e)[1] - g0) / h
+            H = 0.5 * (H + H.T)
+        else:
+            H = _second_differences(joint, x, h, lambda: setattr(self, "_warm", warm))
+        self._warm = warm
+        J = np.eye(d)
+        J[d - self.p :, d - self.p :] = np.linalg.inv(C)
+        return J.T @ H @ J
+
+    # ------------------------------------------------------------- solution
+    def _solution(self, state, n_iter, n_eval, converged, message, H=None):
+        T = self.layout.factors(self.theta)
+        working = self.predictor.working_model(self.family, self.prior, state, fixed=True)
+        lmm = working.solution(self.theta) if self.terms else None
+        beta_cov, used = self._beta_covariance(H, state)
+        return GLMMFit(
+            family=self.family.name,
+            nagq=self.nagq,
+            n=self.n,
+            p=self.p,
+            theta=self.theta.copy(),
+            beta=self.beta.copy(),
+            beta_cov=beta_cov,
+            b=[u @ Tj.T for u, Tj in zip(state.u, T, strict=True)],  # b = T u per level
+            conditional_cov=[] if lmm is None else list(lmm.conditional_cov),
+            term_cov=[Tj @ Tj.T for Tj in T],
+            deviance=float(self.criterion(state)),
+            n_iter=n_iter,
+            n_evaluations=n_eval,
+            converged=bool(converged),
+            message=message,
+            singular=bool(self.terms) and self.layout.singular(self.theta),
+            hessian=np.empty((0, 0)) if H is None else H,
+            hessian_used=used,
+        )
+
+    def _beta_covariance(self, H, state):
+        """``2 inv(H)`` on beta, as lme4; the PIRLS (RX) covariance where H is not
+        positive definite (lme4 warns and does the same)."""
+        if H is not None and H.size:
+            try:
+                np.linalg.cholesky(H)
+                V = 2.0 * np.linalg.inv(H)
+                V = V[-self.p :, -self.p :] if self.p else np.zeros((0, 0))
+                return 0.5 * (V + V.T), True
+            except np.linalg.LinAlgError:
+                pass
+        cov = self.predictor.fixed_covariance(self.family, self.prior, self.theta, state)
+        return cov, False
+
+    @property
+    def result(self):
+        """The :class:`GLMMFit` (None before :meth:`fit`)."""
+        return self._result
