@@ -192,29 +192,36 @@ def test_nagq_one_is_the_laplace_fit(binary):
     assert agq.summary().count("Adaptive Gauss-Hermite") == 1
 
 
-def _model(seed=0, family="binomial", slope=True):
+def _model(seed=0, family="binomial"):
+    """A GLMM with a correlated random slope on ``g`` and a crossed intercept on ``h``."""
     X, y, g = _binary(n_groups=25, per=12, seed=seed, slope_sd=0.5)
     codes, levels = pd.factorize(g, sort=True)
-    covariates = np.column_stack([np.ones(len(y)), X["x"]]) if slope else np.ones((len(y), 1))
-    names = ("(Intercept)", "x") if slope else ("(Intercept)",)
-    term = RandomTerm("g", codes, np.asarray(levels), covariates, names)
+    covariates = np.column_stack([np.ones(len(y)), X["x"]])
+    slope = RandomTerm("g", codes, np.asarray(levels), covariates, ("(Intercept)", "x"))
+    h = np.random.default_rng(seed).integers(0, 7, len(y))
+    crossed = RandomTerm("h", h, np.arange(7), np.ones((len(y), 1)), ("(Intercept)",))
     design = np.column_stack([np.ones(len(y)), X.to_numpy()])
     response = (y == "yes").astype(float)
     if family == "poisson":
         response = np.random.default_rng(seed).poisson(np.exp(0.3 * X["x"].to_numpy()))
-    rows = ModelRows(design, np.asarray(response, float), (term,), None, None, 0)
+    rows = ModelRows(design, np.asarray(response, float), (slope, crossed), None, None, 0)
     return GeneralizedLinearMixedModel(rows, family)
 
 
 @pytest.mark.parametrize("family", ["binomial", "poisson"])
 @pytest.mark.parametrize("beta_fixed", [True, False])
-def test_laplace_gradient_matches_central_differences(family, beta_fixed):
-    """Tolerance 1e-5 relative: central differences with h = 1e-5 have error
-    ~h^2 |D'''| plus rounding ~1e-13 |D| / h."""
+@pytest.mark.parametrize("factor", ["dense", "blocked"])
+def test_laplace_gradient_matches_central_differences(family, beta_fixed, factor, monkeypatch):
+    """Both factors of the working fit (penalized_system); tolerance 1e-5
+    relative: central differences with h = 1e-5 have error ~h^2 |D'''| plus
+    rounding ~1e-13 |D| / h."""
+    if factor == "blocked":  # no working fit is dense: g eliminated, h dense
+        monkeypatch.setattr("sklearn_mixed.core.model._DENSE_ONCE_UP_TO", 0)
     model = _model(family=family)
-    theta = np.array([0.8, 0.2, 0.4])
+    theta = np.array([0.8, 0.2, 0.4, 0.6])
     beta = np.array([-0.2, 0.7, -0.4]) if beta_fixed else None
     state = model.pirls(theta, beta)
+    assert state.model.penalized_system(theta)[0] == factor
     grad = laplace_gradient(model.predictor, model.family, model.prior, state, theta,
                             model.layout, beta_fixed)  # fmt: skip
     x = np.concatenate([theta, beta]) if beta_fixed else theta

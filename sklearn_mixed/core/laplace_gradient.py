@@ -21,13 +21,16 @@ W D v``:
     dD/dT_f  = sum_j (Z_f'e)_j u_j' + (Z_f'r)_j v_j' + 2 [Z'WZ Lambda G]_jj
 
 per term ``f``, level ``j`` (``k x k`` blocks), mapped to theta by the
-covariance structures.  One inversion of the dense system: for models the
-working fit solves dense (:meth:`~.model.LinearMixedModel.penalized_system`).
+covariance structures.  ``G`` where it is needed (diagonal blocks, entries
+between levels sharing a row) and the solves come from the working fit's
+factor (:mod:`.penalized_system`): dense, or one eliminated term with dense
+ones; elsewhere (the pair kernel, nested chains) there is none and the
+caller differentiates numerically.
 """
 
 import numpy as np
-import scipy.linalg as la
-from scipy.linalg import lapack
+
+from .penalized_system import make_system
 
 __all__ = ["laplace_gradient"]
 
@@ -42,62 +45,51 @@ def _level_sums(term, values):
     return out
 
 
-def _leverages(terms, T, G):
-    """``h_i = a_i' G a_i`` with ``a_i`` row ``i`` of ``Z Lambda`` (its nonzeros)."""
-    columns, values, start = [], [], 0
-    for t, T_t in zip(terms, T, strict=True):
-        columns.append(start + t.codes[:, None] * t.n_coef + np.arange(t.n_coef)[None, :])
-        values.append(t.covariates @ T_t)  # (Z Lambda)_i on the level's columns: z_i' T
-        start += t.n_levels * t.n_coef
+def _leverages(system, terms, T):
+    """``h_i = a_i' G a_i`` with ``a_i`` row ``i`` of ``Z Lambda`` (its nonzeros
+    ``z_i' T`` per term, at the row's levels)."""
+    values = [t.covariates @ T_t for t, T_t in zip(terms, T, strict=True)]
     h = np.zeros(terms[0].codes.shape[0])
-    for cf, af in zip(columns, values, strict=True):
-        for cg, ag in zip(columns, values, strict=True):
-            block = G[cf[:, :, None], cg[:, None, :]]
-            h += np.einsum("ia,iab,ib->i", af, block, ag)
+    for f, (tf, af) in enumerate(zip(terms, values, strict=True)):
+        for g, (tg, ag) in enumerate(zip(terms, values, strict=True)):
+            if g < f:
+                continue
+            block = system.entries(f, tf.codes, g, tg.codes)
+            h += (1.0 if f == g else 2.0) * np.einsum("ia,iab,ib->i", af, block, ag)
     return h
 
 
 def laplace_gradient(predictor, family, prior, state, theta, layout, beta_fixed):
     """``dD/dtheta`` (and ``dD/dbeta`` if ``beta_fixed``) at a converged PIRLS state,
-    or None when the working model is not solved dense."""
+    or None where the working fit's factor does not give it (:mod:`.penalized_system`)."""
     model = state.model
-    system = None if model is None else model.penalized_system(theta)
+    if model is None:
+        return None
+    terms, T = predictor.terms, state.T
+    system = make_system(model.penalized_system(theta), terms)
     if system is None:
         return None
-    ZWZL, L = system
-    terms, T = predictor.terms, state.T
-    q = ZWZL.shape[0]
+    traces = [system.trace_blocks(f, T_f) for f, T_f in enumerate(T)]
+    if any(trace is None for trace in traces):
+        return None
     y, eta = predictor.y, state.eta
     _, W, _ = family.working(y, eta, prior)
     r = prior * (y - state.mu)
-    L_inv, _ = lapack.dtrtri(L[:q, :q], lower=1)
-    G = L_inv.T @ L_inv  # M^-1
-    c = _leverages(terms, T, G) * family.weight_derivative(eta, prior)
-    # D'c: A'c (per level T' Z_f'c), then X~'c for beta inside PIRLS
-    Ac = np.concatenate(
-        [(_level_sums(t, c) @ T_t).ravel() for t, T_t in zip(terms, T, strict=True)]
-    )
+    c = _leverages(system, terms, T) * family.weight_derivative(eta, prior)
+    # D'c: A'c (per level T' Z_f'c), and X~'c when beta is inside PIRLS
+    Ac = [_level_sums(t, c) @ T_t for t, T_t in zip(terms, T, strict=True)]
     X_free = None
     if not beta_fixed and model.p:
         X_free = predictor.X - model.reduction.shift_X  # the working fit's centred columns
-        Ac = np.concatenate([Ac, X_free.T @ c])
-    v = la.cho_solve((L, True), Ac)
-    splits = np.cumsum([t.n_levels * t.n_coef for t in terms])
-    v_u = [part.reshape(t.n_levels, t.n_coef)
-           for part, t in zip(np.split(v[:q], splits[:-1]), terms, strict=True)]  # fmt: skip
+    v_u, v_X = system.solve(Ac, None if X_free is None else X_free.T @ c)
     Dv = predictor.random_part(v_u, T)
     if X_free is not None:
-        Dv += X_free @ v[q:]
+        Dv += X_free @ v_X
     e = c - 2.0 * r - W * Dv
-    grads, start = [], 0
-    for t, u_t, v_t in zip(terms, state.u, v_u, strict=True):
-        m, k = t.n_levels, t.n_coef
-        rows = slice(start, start + m * k)
-        B1 = ZWZL[rows].reshape(m, k, q)
-        B2 = G[rows].reshape(m, k, q)
-        trace = np.einsum("mkq,mlq->kl", B1, B2)  # diagonal blocks of Z'WZ Lambda G
-        grads.append(_level_sums(t, e).T @ u_t + _level_sums(t, r).T @ v_t + 2.0 * trace)
-        start += m * k
+    grads = [
+        _level_sums(t, e).T @ u_t + _level_sums(t, r).T @ v_t + 2.0 * trace
+        for t, u_t, v_t, trace in zip(terms, state.u, v_u, traces, strict=True)
+    ]
     grad_theta = layout.theta_gradient(grads)
     if not beta_fixed:
         return grad_theta

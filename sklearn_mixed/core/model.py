@@ -391,20 +391,23 @@ class LinearMixedModel:
         return self.reduction.uncentre(beta), u, log_determinants(factor, self.p)[0]
 
     def penalized_system(self, theta):
-        """``(Z'WZ Lambda, L)`` of a small (dense) model at ``theta``, else None:
-        ``L L'`` is the system of ``[u; beta]``, ``[Lambda'Z'WZ Lambda + I,
-        Lambda'Z'WX; X'WZ Lambda, X'WX]`` (its first ``q`` rows: ``L_Z``); for
-        derivatives of a GLMM's Laplace criterion (:mod:`.laplace_gradient`)."""
-        if self._small is None:
-            return None
+        """The factor of the penalized system at ``theta``, for derivatives of a
+        GLMM's Laplace criterion (:mod:`.laplace_gradient`):
+        ``("dense", Z'WZ Lambda, L)`` for a small model (``L L'`` the system of
+        ``[u; beta]``), ``("blocked", factor, closed, dense)`` for the blocked
+        factor (term indices in elimination order), None for the pair kernel."""
         theta = np.asarray(theta, dtype=float)
-        last = getattr(self, "_last_dense", None)
-        if last is not None and np.array_equal(last[0], theta):
-            GL, L = last[1], last[2]
-        else:
-            GL, L = self._small.factor(self.layout.factors(theta))
-        q = self._small.q
-        return GL[:q, :q], L[:-1, :-1]
+        if self._small is not None:
+            last = self._last_dense
+            if last is not None and np.array_equal(last[0], theta):
+                GL, L = last[1], last[2]
+            else:
+                GL, L = self._small.factor(self.layout.factors(theta))
+            q = self._small.q
+            return "dense", GL[:q, :q], L[:-1, :-1]
+        if self._paired is not None or self._closed is None:
+            return None
+        return "blocked", self.factorize(theta)[0], list(self._closed), list(self._dense)
 
     def solution(self, theta):
         """The :class:`~.solution.LMMFit` at any ``theta`` (not only the fitted one)."""
