@@ -145,6 +145,10 @@ MODELS = {
 }
 
 
+# Numeric columns that the lme4 formulas use as factors.
+R_FACTORS = {"cbpp": ["period"], "cbpp_agq25": ["period"]}
+
+
 def load(name, insteval):
     csv, _, _, groups, *_ = MODELS[name]
     if csv == "insteval":
@@ -186,6 +190,7 @@ R_SCRIPT = """
 suppressPackageStartupMessages({{ library(lme4); library(jsonlite) }})
 d <- read.csv("{csv}", stringsAsFactors = FALSE)
 for (g in c({groups})) d[[g]] <- as.character(d[[g]])
+for (f in c({factors})) d[[f]] <- factor(d[[f]])
 times <- c()
 for (i in seq_len({repeat})) {{
   t <- system.time(f <- glmer({formula}, d, family = {family}{extra}))
@@ -207,6 +212,7 @@ def time_lme4(name, df, tmp):
     # sorted levels: the reference levels of the model-matrix columns used here
     script = R_SCRIPT.format(
         csv=path, groups=", ".join(f'"{g}"' for g in groups), repeat=repeat,
+        factors=", ".join(f'"{f}"' for f in R_FACTORS.get(name, [])),
         formula=formula, family=family, extra=extra,
     )  # fmt: skip
     out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=False)

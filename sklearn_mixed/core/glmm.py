@@ -46,6 +46,9 @@ __all__ = ["GLMMFit", "GeneralizedLinearMixedModel"]
 # max(1, |x|)), and lme4's Hessian step (deriv12's delta).
 _GRADIENT_STEP = 1e-5
 _HESSIAN_STEP = 1e-4
+# Stage 1 only gives stage 2 its start (and beta's scale): its projected
+# gradient need only be below this (relative to the deviance).
+_STAGE1_GTOL = 1e-6
 
 
 def _central_differences(f, x, model):
@@ -235,7 +238,7 @@ class GeneralizedLinearMixedModel:
         n_levels = [t.n_levels for t in self.terms]
         stage1 = minimize_deviance(
             self.deviance, theta0, self.layout.lower, value_and_gradient=self.value_and_gradient,
-            max_iter=max_iter, tol=tol, projected=True,
+            max_iter=max_iter, tol=tol, projected=True, gtol=_STAGE1_GTOL,
             scale=self.layout.inverse_hessian_guess(theta0, n_levels),
         )  # fmt: skip
         theta1, k = stage1.theta, stage1.theta.size

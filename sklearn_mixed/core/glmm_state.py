@@ -14,7 +14,7 @@ import numpy as np
 import scipy.linalg as la
 
 from .model import LinearMixedModel
-from .reduction import reduce_rows
+from .reduction import PairPattern, reduce_rows
 
 __all__ = ["LinearPredictor", "PirlsState", "pirls"]
 
@@ -58,6 +58,7 @@ class LinearPredictor:
         self.offset = np.zeros(n) if rows.offset is None else np.asarray(rows.offset, float)
         self.intercept = rows.intercept
         self._no_columns = np.empty((n, 0))
+        self._pattern = None  # PairPattern of the terms, from the first working fit
 
     def random_part(self, u, T):
         """``Z Lambda u``: per row, its levels' ``b = T u`` times the covariates."""
@@ -83,7 +84,11 @@ class LinearPredictor:
             X, intercept, z = self._no_columns, None, z - self.X @ state.beta
         else:
             X, intercept = self.X, self.intercept
-        reduction = reduce_rows(X, z, self.terms, weights=W, intercept=intercept)
+        reduction = reduce_rows(
+            X, z, self.terms, weights=W, intercept=intercept, pattern=self._pattern
+        )
+        if self._pattern is None:  # the cells of the pairs of levels: the same every step
+            self._pattern = PairPattern.of(self.terms, reduction.counts)
         return LinearMixedModel(
             reduction, self.terms, method="ml", fixed_sigma=1.0, evaluations="one"
         )

@@ -113,10 +113,16 @@ def _probe_off_boundary(objective, theta, value, theta0, lower):
     return best
 
 
-def _quasi_newton(objective, theta, bounds, max_iter, tol, scale=None):
+def _quasi_newton(objective, theta, bounds, max_iter, tol, scale=None, gtol=None):
     if bounds.projected:
+        options = {} if gtol is None else {"gtol": gtol}
         return projected_bfgs(
-            objective.value_and_gradient, theta, bounds.lower, max_iter=max_iter, scale=scale
+            objective.value_and_gradient,
+            theta,
+            bounds.lower,
+            max_iter=max_iter,
+            scale=scale,
+            **options,
         )
     return minimize(
         objective.value_and_gradient,
@@ -148,6 +154,7 @@ def minimize_deviance(
     tol=1e-10,
     projected=False,
     scale=None,
+    gtol=None,
 ):
     """Minimize ``deviance(theta)`` subject to ``theta >= lower``.
 
@@ -175,6 +182,9 @@ def minimize_deviance(
         evaluations: its bookkeeping is lighter) instead of L-BFGS-B.
     scale : ndarray of shape (d,), optional
         The projected BFGS's guess of the inverse Hessian's diagonal.
+    gtol : float, optional
+        The projected BFGS's tolerance on the projected gradient (relative to
+        ``max(1, |f|)``; its default 1e-9 when None).
     """
     objective = _CountedObjective(deviance, value_and_gradient)
     theta0 = np.asarray(theta0, dtype=float)
@@ -183,14 +193,14 @@ def minimize_deviance(
     lower = np.asarray(lower, dtype=float)
     theta0 = np.where(np.isfinite(lower) & (theta0 - lower <= _NEAR_BOUND), lower, theta0)
     bounds = _Bounds(lower, projected and value_and_gradient is not None)
-    result = _quasi_newton(objective, theta0, bounds, max_iter, tol, scale)
+    result = _quasi_newton(objective, theta0, bounds, max_iter, tol, scale, gtol)
     n_iter, converged, message = result.nit, bool(result.success), str(result.message)
     theta, value = result.x, result.fun
     for _ in range(_MAX_BOUNDARY_RESTARTS):
         restart_point = _probe_off_boundary(objective, theta, value, theta0, lower)
         if restart_point is None:
             break
-        restart = _quasi_newton(objective, restart_point, bounds, max_iter, tol, scale)
+        restart = _quasi_newton(objective, restart_point, bounds, max_iter, tol, scale, gtol)
         n_iter += restart.nit
         if restart.fun >= value:
             break
