@@ -216,7 +216,7 @@ def test_laplace_gradient_matches_central_differences(family, beta_fixed, factor
     relative: central differences with h = 1e-5 have error ~h^2 |D'''| plus
     rounding ~1e-13 |D| / h."""
     if factor == "blocked":  # no working fit is dense: g eliminated, h dense
-        monkeypatch.setattr("sklearn_mixed.core.model._DENSE_ONCE_UP_TO", 0)
+        monkeypatch.setattr("sklearn_mixed.core.model.DENSE_SIZE_LIMIT", 0)
     model = _model(family=family)
     theta = np.array([0.8, 0.2, 0.4, 0.6])
     beta = np.array([-0.2, 0.7, -0.4]) if beta_fixed else None

@@ -60,9 +60,6 @@ _EXACT_FIT = 1e-12
 # One term with a system up to this size is evaluated dense (:mod:`.dense`: one
 # small Cholesky beats the batched level-by-level steps of :mod:`.single`).
 _ONE_TERM_DENSE_UP_TO = 50
-# A model solved once (a PIRLS step) uses the dense system up to this size: one
-# dense Cholesky costs less than the blocked factor's set-up (VerbAgg: 347).
-_DENSE_ONCE_UP_TO = 1000
 # Up to this many covariance parameters the optimizer is the lean projected BFGS
 # of :mod:`.bfgs` (dense quasi-Newton matrix); beyond, L-BFGS-B.
 _PROJECTED_BFGS_UP_TO = 50
@@ -99,8 +96,7 @@ class LinearMixedModel:
     evaluations : {"many", "one"}
         ``"one"``: the model is solved at a single theta (a PIRLS step of a
         GLMM, :mod:`.glmm_state`), so the plan skips set-up that pays off only
-        over many evaluations (the pair kernel, precomputed pair products)
-        and uses the dense system up to a larger size.
+        over many evaluations (the pair kernel, precomputed pair products).
     data : object, optional
         The rows the reduction came from (kept for row-level diagnostics:
         influence, the bootstrap); see :class:`~.reduction.ModelRows`.
@@ -140,9 +136,8 @@ class LinearMixedModel:
         sizes = [(t.n_levels, t.n_coef) for t in self.reduction.terms]
         q = sum(m * k for m, k in sizes)
         once = self.evaluations == "one"
-        dense = q + self.p + 1 <= (_DENSE_ONCE_UP_TO if once else DENSE_SIZE_LIMIT)
-        one_term_dense = dense and (once or q + self.p + 1 <= _ONE_TERM_DENSE_UP_TO)
-        if len(sizes) == 1 and not one_term_dense:
+        dense = q + self.p + 1 <= DENSE_SIZE_LIMIT
+        if len(sizes) == 1 and not (dense and q + self.p + 1 <= _ONE_TERM_DENSE_UP_TO):
             self._single = SingleTermDeviance(
                 self.reduction.terms[0], data_gram(self.reduction), self.criterion
             )
