@@ -85,6 +85,12 @@ EXPECTED_OUTPUT = {
         "Days: df 17.00, p 3.26e-06",  # lmerTest's Satterthwaite test
         "likelihood ratio 42.14 on 2 df, p = 7.1e-10",  # lme4's anova
     ],
+    "plot_glmm.py": [
+        # lme4: glmer(use ~ age + I(age^2) + urban + livch + (1 | district),
+        # Contraception, binomial): logLik -1186.364, district sd 0.4752
+        "2388.7286  2433.2673 -1186.3643  2372.7286",
+        "district sd on the log-odds scale: 0.475",
+    ],
     "plot_diagnostics.py": [
         "REML criterion at convergence: 1743.6283",
         "subject 335: own slope -2.88 ms/day, mixed-model slope -0.28 (population 10.47)",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sklearn_mixed.core import RandomTerm, fit_lmm, reduce_rows
 from sklearn_mixed.core.grouping import term_model_matrix
 from sklearn_mixed.core.model import LinearMixedModel
-from sklearn_mixed.core.reduction import ModelRows
+from sklearn_mixed.core.reduction import ModelRows, PairPattern
 
 
 def _data(seed, n=300, weighted=True):
@@ -125,3 +125,20 @@ def test_fixed_coefficient_equals_the_offset_refit():
         rows = ModelRows(np.delete(X, j, axis=1), y - v * X[:, j], tuple(terms), w)
         refit = LinearMixedModel(rows.reduce(), terms, method="ml").fit()
         assert fixed.result.deviance == pytest.approx(refit.result.deviance, abs=1e-7)
+
+
+def test_pair_pattern_gives_the_same_reduction():
+    """Reducing with the pair cells of an earlier reduction (PIRLS's new weights)
+    gives the same tables: scalar pairs by one bincount on the known cells, pairs
+    with a slope term as before.  Tolerance: rounding of the sums."""
+    X, y, terms, w = _data(3)
+    b2 = RandomTerm("c", np.arange(len(y)) % 5, np.arange(5), np.ones((len(y), 1)), ("1",))
+    terms = terms + [b2]
+    pattern = PairPattern.of(terms, reduce_rows(X, y, terms).counts)
+    new_w = np.random.default_rng(4).uniform(0.1, 2.0, len(y))
+    direct = reduce_rows(X, y, terms, weights=new_w)
+    reused = reduce_rows(X, y, terms, weights=new_w, pattern=pattern)
+    for key in direct.pairs:
+        np.testing.assert_allclose(reused.pairs[key].toarray(), direct.pairs[key].toarray(),
+                                   rtol=1e-12, atol=1e-12)  # fmt: skip
+        np.testing.assert_array_equal(reused.counts[key].toarray(), direct.counts[key].toarray())
