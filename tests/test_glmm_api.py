@@ -24,6 +24,7 @@ from sklearn_mixed import (
 from sklearn_mixed.core import ModelRows, RandomTerm
 from sklearn_mixed.core.glmm import GeneralizedLinearMixedModel
 from sklearn_mixed.core.laplace_gradient import laplace_gradient
+from sklearn_mixed.core.quadrature import quadrature_gradient
 
 # The saturated fit of the check's data (as many fixed effects as rows of positive
 # weight) has its maximum likelihood at infinity: the weighted and the repeated
@@ -342,3 +343,22 @@ def test_observation_level_random_effect_is_allowed():
     model = MixedPoissonRegressor().fit(np.zeros((n, 0)), y, groups=obs)
     sd = np.sqrt(model.random_effects_cov_[model.group_names_[0]][0, 0])
     assert 0.4 < sd < 1.0
+
+
+@pytest.mark.parametrize("nagq", [2, 5, 15])
+def test_quadrature_gradient_matches_central_differences(nagq):
+    """The AGQ criterion's gradient with its adaptive nodes moving with the mode
+    (exact, not the fixed-node rule); tolerance as the Laplace gradient's."""
+    X, y, g = _binary(n_groups=25, per=12, seed=2)
+    model = MixedLogisticRegression(nagq=nagq).fit(X, y, groups=g).model_
+    theta, beta = model.theta * 1.3, model.beta + 0.2
+    state = model.pirls(theta, beta)
+    grad = quadrature_gradient(model.predictor, model.family, model.prior, state, nagq)
+    x = np.concatenate([theta, beta])
+    fd = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = 1e-5
+        fd[i] = (model.deviance((x + e)[:1], (x + e)[1:])
+                 - model.deviance((x - e)[:1], (x - e)[1:])) / 2e-5  # fmt: skip
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)

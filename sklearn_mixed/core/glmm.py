@@ -37,7 +37,7 @@ from .glmm_state import LinearPredictor, pirls
 from .laplace_gradient import laplace_gradient
 from .layout import ThetaLayout
 from .optimize import minimize_deviance
-from .quadrature import quadrature_deviance
+from .quadrature import quadrature_deviance, quadrature_gradient
 from .threads import single_blas_thread
 
 __all__ = ["GLMMFit", "GeneralizedLinearMixedModel"]
@@ -177,9 +177,10 @@ class GeneralizedLinearMixedModel:
         self._warm = (state.beta, state.u)
         return state
 
-    def criterion(self, state):
-        """``-2`` log-likelihood at a PIRLS state: Laplace, or AGQ if ``nagq > 1``."""
-        if self.nagq > 1:
+    def criterion(self, state, laplace=False):
+        """``-2`` log-likelihood at a PIRLS state: Laplace, or AGQ if ``nagq > 1``
+        (and not ``laplace``)."""
+        if self.nagq > 1 and not laplace:
             return quadrature_deviance(self.predictor, self.family, self.prior, state, self.nagq)
         y, prior = self.data.y, self.prior
         return (
@@ -192,25 +193,47 @@ class GeneralizedLinearMixedModel:
         """The criterion at ``(theta, beta)``; ``beta=None``: at PIRLS's beta (stage 1)."""
         return self.criterion(self.pirls(theta, beta))
 
-    def value_and_gradient(self, theta, beta=None):
-        """The criterion and its gradient in theta (and beta, if given): analytic
-        (:mod:`.laplace_gradient`) where the working fit is dense and ``nagq = 1``,
-        else central differences."""
+    def value_and_gradient(self, theta, beta=None, laplace=False):
+        """The criterion and its gradient in theta (and beta, if given): the
+        Laplace criterion's analytic gradient (:mod:`.laplace_gradient`) where
+        the working fit's factor gives it, the quadrature's at fixed nodes
+        (:func:`~.quadrature.quadrature_gradient`, beta given), else central
+        differences.  ``laplace``: the Laplace criterion whatever ``nagq``."""
         theta = np.asarray(theta, dtype=float)
         state = self.pirls(theta, beta)
-        value = self.criterion(state)
-        grad = None
-        if self.nagq == 1:
+        laplace = laplace or self.nagq == 1
+        value = self.criterion(state, laplace)
+        if laplace:
             grad = laplace_gradient(self.predictor, self.family, self.prior, state, theta,
                                     self.layout, beta is not None)  # fmt: skip
+        elif beta is not None:
+            grad = quadrature_gradient(self.predictor, self.family, self.prior, state, self.nagq)
+        else:
+            grad = None
         self._analytic = grad is not None
         if grad is None:
             k = theta.size
             x = theta if beta is None else np.concatenate([theta, beta])
             grad = _central_differences(
-                lambda z: self.deviance(z[:k], None if beta is None else z[k:]), x, self
+                lambda v: self.criterion(
+                    self.pirls(v[:k], None if beta is None else v[k:]), laplace
+                ),  # fmt: skip
+                x,
+                self,
             )
         return value, grad
+
+    def _laplace_stage1(self):
+        """Stage 1's objective: the Laplace criterion of theta with beta in PIRLS
+        (the start of stage 2, also for quadrature, as lme4's nAGQ = 0 stage)."""
+
+        def value(theta):
+            return self.criterion(self.pirls(theta), laplace=True)
+
+        def value_and_gradient(theta):
+            return self.value_and_gradient(theta, laplace=True)
+
+        return value, value_and_gradient
 
     # ------------------------------------------------------------------ fit
     def _glm_start(self):
@@ -236,8 +259,9 @@ class GeneralizedLinearMixedModel:
             return self
         theta0 = self.layout.start.copy() if start is None else np.asarray(start, float)
         n_levels = [t.n_levels for t in self.terms]
+        value1, value_and_gradient1 = self._laplace_stage1()
         stage1 = minimize_deviance(
-            self.deviance, theta0, self.layout.lower, value_and_gradient=self.value_and_gradient,
+            value1, theta0, self.layout.lower, value_and_gradient=value_and_gradient1,
             max_iter=max_iter, tol=tol, projected=True, gtol=_STAGE1_GTOL,
             scale=self.layout.inverse_hessian_guess(theta0, n_levels),
         )  # fmt: skip
