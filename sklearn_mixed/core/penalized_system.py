@@ -52,8 +52,15 @@ class DenseSystem:
         self.ZWZL = ZWZL
         self.L = L
         self.q = ZWZL.shape[0]
-        self.G = _inverse_gram(L[: self.q, : self.q])
+        self._G = None
         self.starts = np.concatenate([[0], np.cumsum(_term_sizes(terms))]).astype(int)
+
+    @property
+    def G(self):
+        """``M^-1`` (formed on first use: a solve needs only the factor)."""
+        if self._G is None:
+            self._G = _inverse_gram(self.L[: self.q, : self.q])
+        return self._G
 
     def _columns(self, f, codes):
         k = self.terms[f].n_coef
@@ -103,6 +110,13 @@ class BlockedSystem:
         sizes = _term_sizes(terms)
         starts = np.cumsum([0] + [sizes[f] for f in self.dense])[:-1]
         self.dense_start = dict(zip(self.dense, starts, strict=True))
+        self._inverse = None
+
+    def _form_inverse(self):
+        """``S^-1``, ``G_AD`` and the diagonal blocks ``G_AA`` (on first use)."""
+        if self._inverse is not None:
+            return
+        q_D, terms = self.q_D, self.terms
         self.S_inv = _inverse_gram(self.L_R[:q_D, :q_D]) if q_D else np.zeros((0, 0))
         t = terms[self.closed]
         m, k = t.n_levels, t.n_coef
@@ -118,6 +132,7 @@ class BlockedSystem:
                     F[:, a, b] = np.asarray(K_T[b::k].multiply(E[:, a, :]).sum(axis=1)).ravel()
         inner = F + np.eye(k)[None]
         self.G_AA = np.einsum("mba,mbc,mcd->mad", self.L_inv, inner, self.L_inv)
+        self._inverse = True
 
     @staticmethod
     def fits(factor, closed, terms):
@@ -132,6 +147,7 @@ class BlockedSystem:
         return self.dense_start[f] + codes[:, None] * k + np.arange(k)[None, :]
 
     def entries(self, f, codes_f, g, codes_g):
+        self._form_inverse()
         if f == self.closed and g == self.closed:
             return self.G_AA[codes_f]
         if g == self.closed:
@@ -145,6 +161,7 @@ class BlockedSystem:
         return self.S_inv[cf[:, :, None], cg[:, None, :]]
 
     def diagonal_blocks(self, f):
+        self._form_inverse()
         if f == self.closed:
             return self.G_AA
         cols = self._dense_columns(f, np.arange(self.terms[f].n_levels))
