@@ -154,8 +154,10 @@ def row_block_pairs(H, Y, k):
 def _diagonal(Lambda):
     """The diagonal of a sparse ``Lambda`` when that is all it holds (random
     intercepts: every ``T`` is 1 x 1), else None."""
-    diag = Lambda.diagonal()
-    return diag if np.abs(Lambda).sum() == np.abs(diag).sum() else None
+    rows = np.repeat(np.arange(Lambda.shape[0]), np.diff(Lambda.indptr))
+    if np.any(Lambda.data[Lambda.indices != rows]):  # a stored value off the diagonal
+        return None
+    return Lambda.diagonal()
 
 
 # Above this density of C (stored entries / size), C C' is a dense syrk: BLAS

@@ -104,6 +104,8 @@ def _weighted_gram(later_Z):
 def _stack(blocks, n_cols):
     if not blocks:
         return sp.csr_matrix((0, n_cols))
+    if len(blocks) == 1:
+        return blocks[0].tocsr()
     return sp.vstack(blocks, format="csr")
 
 
@@ -112,6 +114,8 @@ def dense_terms_gram(reduction, dense):
     sizes = [reduction.terms[f].n_levels * reduction.terms[f].n_coef for f in dense]
     if not dense:
         return sp.csr_matrix((0, 0))
+    if len(dense) == 1:
+        return block_diagonal(reduction.terms[dense[0]].A)
     grid = [[None] * len(dense) for _ in dense]
     for a, f in enumerate(dense):
         grid[a][a] = block_diagonal(reduction.terms[f].A)
