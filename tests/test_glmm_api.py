@@ -362,3 +362,16 @@ def test_quadrature_gradient_matches_central_differences(nagq):
         fd[i] = (model.deviance((x + e)[:1], (x + e)[1:])
                  - model.deviance((x - e)[:1], (x - e)[1:])) / 2e-5  # fmt: skip
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
+
+
+def test_huge_crossed_glmm_is_refused_at_once():
+    """Two crossed factors of 150,000 and 200,000 levels: the working fits' dense
+    block (168 GiB) is refused with the memory it needs and advice for GLMMs,
+    before the first PIRLS step allocates it."""
+    rng = np.random.default_rng(0)
+    n = 400_000
+    a = np.concatenate([np.arange(150_000), rng.integers(0, 150_000, n - 150_000)])
+    b = np.concatenate([np.arange(200_000), rng.integers(0, 200_000, n - 200_000)])
+    y = rng.random(n) < 0.3
+    with pytest.raises(MemoryError, match=r"150,00\d x 150,00\d.*(GiB|TiB).*GLMM of crossed"):
+        MixedLogisticRegression().fit(np.empty((n, 0)), y, groups=np.column_stack([a, b]))

@@ -36,6 +36,7 @@ from .family import make_family
 from .glmm_state import LinearPredictor, pirls
 from .laplace_gradient import laplace_gradient
 from .layout import ThetaLayout
+from .memory import DenseBlockTooLarge
 from .optimize import minimize_deviance
 from .quadrature import quadrature_deviance, quadrature_gradient
 from .threads import single_blas_thread
@@ -46,6 +47,13 @@ __all__ = ["GLMMFit", "GeneralizedLinearMixedModel"]
 # max(1, |x|)), and lme4's Hessian step (deriv12's delta).
 _GRADIENT_STEP = 1e-5
 _HESSIAN_STEP = 1e-4
+# Advice when the working fits' dense block is too large for memory.
+_MEMORY_ADVICE = (
+    "A GLMM of crossed factors this large has no approximate (iterative) solver yet: "
+    "reduce the number of levels of the smaller crossed factors (group rare levels, or "
+    "make that factor a fixed effect), or fit the linear model with "
+    "CrossedEffectsRegressor(solver='iterative')."
+)
 # Stage 1 only gives stage 2 its start (and beta's scale): its projected
 # gradient need only be below this (relative to the deviance).
 _STAGE1_GTOL = 1e-6
@@ -248,7 +256,10 @@ class GeneralizedLinearMixedModel:
         factorizations.
         """
         with single_blas_thread():
-            return self._fit(max_iter, tol, start)
+            try:
+                return self._fit(max_iter, tol, start)
+            except DenseBlockTooLarge as exc:  # raised by the first working fit's plan
+                raise DenseBlockTooLarge(exc.needs, _MEMORY_ADVICE) from None
 
     def _fit(self, max_iter, tol, start):
         self._warm = None

@@ -22,7 +22,15 @@ _USABLE = 0.8
 
 
 class DenseBlockTooLarge(MemoryError):
-    """The exact solver's dense block does not fit in the free memory."""
+    """The exact solver's dense block does not fit in the free memory.
+
+    ``needs`` is the first sentence of the message (the block, what it needs and
+    what is free), without the advice, for callers that advise otherwise.
+    """
+
+    def __init__(self, needs, advice):
+        super().__init__(f"{needs} {advice}")
+        self.needs = needs
 
 
 def available_memory():
@@ -74,5 +82,6 @@ def check_dense_block(size, advice, available=None):
         f"the exact solver needs a dense block of {size:,} x {size:,} (the random effects "
         f"of the crossed terms it cannot eliminate level by level, plus the fixed effects): "
         f"about {format_bytes(needed)} of memory, and this machine has "
-        f"{format_bytes(available)} free. {advice}"
+        f"{format_bytes(available)} free.",
+        advice,
     )
