@@ -1,4 +1,4 @@
-"""Time GLMM fits: sklearn-mixed against lme4's glmer.
+"""Time GLMM fits: sklearn-mixed against lme4's glmer and gpboost.
 
 Models (Bernoulli and binomial unless noted), each fitted ``--repeat`` times
 by sklearn-mixed (median wall time of one fit, estimator on a DataFrame) and
@@ -14,7 +14,11 @@ reading excluded; fewer repeats for the slow ones):
   (73421 rows; lme4 needs minutes)
 
 For each: both times, the ratio ``lme4 / sklearn-mixed`` (above 1: faster)
-and both log-likelihoods (ours should not be lower).
+and both log-likelihoods (ours should not be lower).  gpboost (``pip install
+gpboost``; C++, its own Laplace approximation, OpenMP on both cores) fits the
+models with random intercepts only (the Bernoulli ones, Poisson with its
+offset) when installed; it computes no standard errors in ``fit`` (ours and
+lme4's fits include the Hessian for them).
 
     python benchmarks/bench_glmm.py [--repeat 5] [--only verbagg_crossed,insteval]
 
@@ -223,6 +227,28 @@ def time_lme4(name, df, tmp):
     return result["time"], result["logLik"]
 
 
+def time_gpboost(name, df, repeat):
+    """gpboost's GPModel (Laplace approximation) on the models it fits the same way
+    (random intercepts; Bernoulli or Poisson with an offset), or None."""
+    try:
+        import gpboost as gpb
+    except ImportError:
+        return None
+    _, y, features, groups, slopes, weights, offset, nagq, family, *_ = MODELS[name]
+    if slopes or weights or nagq > 1:
+        return None
+    X = np.column_stack([np.ones(len(df)), df[features].to_numpy(float)])
+    likelihood = "bernoulli_logit" if family == "binomial" else "poisson"
+    off = None if offset is None else df[offset].to_numpy(float)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model = gpb.GPModel(group_data=df[groups], likelihood=likelihood)
+        model.fit(y=df[y].to_numpy(float), X=X, offset=off)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), -float(model.get_current_neg_log_likelihood())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -230,8 +256,9 @@ def main():
     parser.add_argument("--insteval", default="/work/shared/data/insteval.csv")
     args = parser.parse_args()
     names = [n for n in MODELS if not args.only or n in args.only.split(",")]
-    print(f"{'model':<17} {'ours s':>9} {'lme4 s':>9} {'lme4/ours':>9} "
-          f"{'logLik ours':>14} {'logLik lme4':>14}")  # fmt: skip
+    header = ["model".ljust(17)] + [h.rjust(9) for h in
+              ("ours s", "lme4 s", "lme4/ours", "gpboost s", "gpb/ours")]  # fmt: skip
+    print(" ".join(header + [h.rjust(14) for h in ("logLik ours", "logLik lme4", "logLik gpb")]))
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             df = load(name, args.insteval)
@@ -240,12 +267,15 @@ def main():
                 continue
             repeat = 1 if name == "insteval" else args.repeat
             ours, ll = time_ours(name, df, repeat)
+            gpb = time_gpboost(name, df, repeat)
             lme4 = time_lme4(name, df, tmp)
-            if lme4 is None:
-                print(f"{name:<17} {ours:9.3f} {'-':>9} {'-':>9} {ll:14.4f}")
-                continue
-            print(f"{name:<17} {ours:9.3f} {lme4[0]:9.3f} {lme4[0] / ours:9.1f} "
-                  f"{ll:14.4f} {lme4[1]:14.4f}", flush=True)  # fmt: skip
+            cells = [f"{name:<17}", f"{ours:9.3f}"]
+            for peer in (lme4, gpb):
+                cells += ["-".rjust(9)] * 2 if peer is None else [
+                    f"{peer[0]:9.3f}", f"{peer[0] / ours:9.1f}"]  # fmt: skip
+            cells.append(f"{ll:14.4f}")
+            cells += [f"{'-':>14}" if peer is None else f"{peer[1]:14.4f}" for peer in (lme4, gpb)]
+            print(" ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
