@@ -30,7 +30,7 @@ from ._design import build_rows, drop_zero_weights
 from ._grouped import GroupedModelMixin, split_features_and_groups
 from ._groups import INTERCEPT, resolve_fixed_features, validate_groups
 from ._reading import ReadingMixin
-from .core import LinearMixedModel, nesting_pairs
+from .core import LinearMixedModel
 from .exceptions import ExactFitWarning, SingularFitWarning
 
 __all__ = ["INTERCEPT"]
@@ -164,43 +164,9 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
 
     def _store_fit(self, design):
         fit = self.model_.result
-        terms = design.rows.terms
-        # coefficients of the features: 0 for random-only and aliased columns
-        self.coef_ = np.zeros(self.n_features_in_)
-        self.intercept_ = 0.0
-        for column, value in zip(design.fixed, fit.beta, strict=True):
-            if column is None:
-                self.intercept_ = float(value)
-            else:
-                self.coef_[column] = value
-        self.fixed_effect_names_ = list(design.fixed_names)
+        self._store_fitted_model(design, fit)
         self._design_names = list(design.all_names)
-        self.aliased_features_ = list(design.aliased)
-        self.fixed_effects_cov_ = fit.beta_cov
         self.residual_variance_ = fit.sigma2
-        self.theta_ = fit.theta
-        self.group_names_ = [t.name for t in terms]
-        self.n_groups_ = {t.name: t.n_levels for t in terms}
-        reduction = self.model_.reduction
-        self.nested_ = nesting_pairs(self.group_names_, reduction)
-        self.random_slope_names_ = {
-            t.name: [c for c in t.covariate_names if c != INTERCEPT] for t in terms
-        }
-        self.covariance_structures_ = {t.name: t.structure.name for t in terms}
-        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
-        self.random_effects_conditional_cov_ = {
-            t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
-        }
-        self.log_likelihood_ = fit.log_likelihood
-        self.deviance_ = fit.deviance
-        self.aic_, self.bic_ = fit.aic, fit.bic
-        self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
-        self.n_obs_ = fit.n
-        # for predict: level indexes, and each factor's covariate columns of X
-        self._level_labels = design.levels
-        self._level_index = {}
-        self._fixed_columns = design.fixed
-        self._covariates = {name: spec.covariates for name, spec in design.specs.items()}
 
     # The DataFrame attributes are views of the fitted arrays, built when read
     # (as scikit-learn's ``feature_importances_``): a small fit costs no pandas.

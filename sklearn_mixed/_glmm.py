@@ -24,8 +24,7 @@ from . import _glmm_report
 from ._base import _finite_numeric
 from ._design import build_rows, drop_zero_weights
 from ._grouped import GroupedModelMixin, split_features_and_groups
-from ._groups import INTERCEPT, resolve_fixed_features, resolve_random_effects, validate_groups
-from .core import nesting_pairs
+from ._groups import resolve_fixed_features, resolve_random_effects, validate_groups
 from .core.glmm import GeneralizedLinearMixedModel
 from .exceptions import SingularFitWarning
 
@@ -57,6 +56,20 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
     # GLMMs are fitted by maximum likelihood (for anova's checks)
     method = "ml"
     _family = ""
+
+    def __init__(self, *, random_slopes=None, covariance="unstructured", random_effects=None,
+                 fixed_features=None, fit_intercept=True, group_cols=None,
+                 new_groups="population", nagq=1, max_iter=500, tol=1e-10):  # fmt: skip
+        self.random_slopes = random_slopes
+        self.covariance = covariance
+        self.random_effects = random_effects
+        self.fixed_features = fixed_features
+        self.fit_intercept = fit_intercept
+        self.group_cols = group_cols
+        self.new_groups = new_groups
+        self.nagq = nagq
+        self.max_iter = max_iter
+        self.tol = tol
 
     def _random_specs(self, factor_names, feature_names):
         return resolve_random_effects(
@@ -107,45 +120,8 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_min_features=min_features)
         return X, groups
 
-    def _feature_names(self):
-        if hasattr(self, "feature_names_in_"):
-            return [str(c) for c in self.feature_names_in_]
-        return [f"x{i}" for i in range(self.n_features_in_)]
-
     def _store_fit(self, design):
-        fit = self.model_.result
-        terms = design.rows.terms
-        self.coef_ = np.zeros(self.n_features_in_)
-        self.intercept_ = 0.0
-        for column, value in zip(design.fixed, fit.beta, strict=True):
-            if column is None:
-                self.intercept_ = float(value)
-            else:
-                self.coef_[column] = value
-        self.fixed_effect_names_ = list(design.fixed_names)
-        self.aliased_features_ = list(design.aliased)
-        self.fixed_effects_cov_ = fit.beta_cov
-        self.theta_ = fit.theta
-        self.group_names_ = [t.name for t in terms]
-        self.n_groups_ = {t.name: t.n_levels for t in terms}
-        self.nested_ = nesting_pairs(self.group_names_, design.reduction)
-        self.random_slope_names_ = {
-            t.name: [c for c in t.covariate_names if c != INTERCEPT] for t in terms
-        }
-        self.covariance_structures_ = {t.name: t.structure.name for t in terms}
-        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
-        self.random_effects_conditional_cov_ = {
-            t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
-        }
-        self.log_likelihood_ = fit.log_likelihood
-        self.deviance_ = fit.deviance
-        self.aic_, self.bic_ = fit.aic, fit.bic
-        self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
-        self.n_obs_ = fit.n
-        self._level_labels = design.levels
-        self._level_index = {}
-        self._fixed_columns = design.fixed
-        self._covariates = {name: spec.covariates for name, spec in design.specs.items()}
+        self._store_fitted_model(design, self.model_.result)
 
     def _warn_about_fit(self, fit):
         if not fit.converged:

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ._groups import INTERCEPT, split_group_columns, validate_groups
+from .core import nesting_pairs
 from .exceptions import PopulationPredictionWarning
 
 __all__ = ["GroupedModelMixin", "split_features_and_groups"]
@@ -28,6 +29,44 @@ class GroupedModelMixin:
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _store_fitted_model(self, design, fit):
+        """The fitted attributes every mixed model has, from its ``design``
+        (:class:`~._design.FittedDesign`) and the core's solution ``fit``."""
+        terms = design.rows.terms
+        # coefficients of the features: 0 for random-only and aliased columns
+        self.coef_ = np.zeros(self.n_features_in_)
+        self.intercept_ = 0.0
+        for column, value in zip(design.fixed, fit.beta, strict=True):
+            if column is None:
+                self.intercept_ = float(value)
+            else:
+                self.coef_[column] = value
+        self.fixed_effect_names_ = list(design.fixed_names)
+        self.aliased_features_ = list(design.aliased)
+        self.fixed_effects_cov_ = fit.beta_cov
+        self.theta_ = fit.theta
+        self.group_names_ = [t.name for t in terms]
+        self.n_groups_ = {t.name: t.n_levels for t in terms}
+        self.nested_ = nesting_pairs(self.group_names_, design.reduction)
+        self.random_slope_names_ = {
+            t.name: [c for c in t.covariate_names if c != INTERCEPT] for t in terms
+        }
+        self.covariance_structures_ = {t.name: t.structure.name for t in terms}
+        self.random_effects_cov_ = {t.name: c for t, c in zip(terms, fit.term_cov, strict=True)}
+        self.random_effects_conditional_cov_ = {
+            t.name: c for t, c in zip(terms, fit.conditional_cov, strict=True)
+        }
+        self.log_likelihood_ = fit.log_likelihood
+        self.deviance_ = fit.deviance
+        self.aic_, self.bic_ = fit.aic, fit.bic
+        self.n_iter_, self.converged_, self.singular_ = fit.n_iter, fit.converged, fit.singular
+        self.n_obs_ = fit.n
+        # for predict: level indexes, and each factor's covariate columns of X
+        self._level_labels = design.levels
+        self._level_index = {}
+        self._fixed_columns = design.fixed
+        self._covariates = {name: spec.covariates for name, spec in design.specs.items()}
 
     @property
     def random_effects_(self):

@@ -171,20 +171,6 @@ class MixedLogisticRegression(ClassifierMixin, _BaseMixedGLM):
     """
     )
 
-    def __init__(self, *, random_slopes=None, covariance="unstructured", random_effects=None,
-                 fixed_features=None, fit_intercept=True, group_cols=None,
-                 new_groups="population", nagq=1, max_iter=500, tol=1e-10):  # fmt: skip
-        self.random_slopes = random_slopes
-        self.covariance = covariance
-        self.random_effects = random_effects
-        self.fixed_features = fixed_features
-        self.fit_intercept = fit_intercept
-        self.group_cols = group_cols
-        self.new_groups = new_groups
-        self.nagq = nagq
-        self.max_iter = max_iter
-        self.tol = tol
-
     _family = "binomial"
 
     def fit(self, X, y, groups=None, sample_weight=None):
@@ -354,20 +340,6 @@ class MixedPoissonRegressor(RegressorMixin, _BaseMixedGLM):
     __metadata_request__fit = {"groups": True, "offset": True}
     __metadata_request__predict = {"groups": True, "offset": True}
     __metadata_request__score = {"groups": True, "offset": True}
-
-    def __init__(self, *, random_slopes=None, covariance="unstructured", random_effects=None,
-                 fixed_features=None, fit_intercept=True, group_cols=None,
-                 new_groups="population", nagq=1, max_iter=500, tol=1e-10):  # fmt: skip
-        self.random_slopes = random_slopes
-        self.covariance = covariance
-        self.random_effects = random_effects
-        self.fixed_features = fixed_features
-        self.fit_intercept = fit_intercept
-        self.group_cols = group_cols
-        self.new_groups = new_groups
-        self.nagq = nagq
-        self.max_iter = max_iter
-        self.tol = tol
 
     _family = "poisson"
 

@@ -39,6 +39,7 @@ from .layout import ThetaLayout
 from .memory import DenseBlockTooLarge
 from .optimize import minimize_deviance
 from .quadrature import quadrature_deviance, quadrature_gradient
+from .solution import InformationCriteria
 from .threads import single_blas_thread
 
 __all__ = ["GLMMFit", "GeneralizedLinearMixedModel"]
@@ -95,7 +96,7 @@ def _second_differences(f, x, h, reset):
 
 
 @dataclass
-class GLMMFit:
+class GLMMFit(InformationCriteria):
     """A fitted GLMM: estimates, their covariances and the criterion at the optimum."""
 
     family: str
@@ -118,20 +119,9 @@ class GLMMFit:
     hessian_used: bool  # False: beta_cov from the PIRLS factor (H not positive definite)
 
     @property
-    def log_likelihood(self):
-        return -0.5 * self.deviance
-
-    @property
     def n_params(self):
+        """Fixed effects and covariance parameters (no residual variance)."""
         return self.p + self.theta.size
-
-    @property
-    def aic(self):
-        return self.deviance + 2.0 * self.n_params
-
-    @property
-    def bic(self):
-        return self.deviance + np.log(self.n) * self.n_params
 
 
 class GeneralizedLinearMixedModel:

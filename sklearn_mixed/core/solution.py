@@ -23,8 +23,24 @@ class CriterionPieces:
     unscaled_beta_cov: np.ndarray  # (L_X L_X')^-1 (centred coordinates)
 
 
+class InformationCriteria:
+    """``log_likelihood``, AIC and BIC of a fit with ``deviance``, ``n`` and ``n_params``."""
+
+    @property
+    def log_likelihood(self):
+        return -0.5 * self.deviance
+
+    @property
+    def aic(self):
+        return self.deviance + 2.0 * self.n_params
+
+    @property
+    def bic(self):
+        return self.deviance + np.log(self.n) * self.n_params
+
+
 @dataclass
-class LMMFit:
+class LMMFit(InformationCriteria):
     """The solution of a fitted linear mixed model, as arrays.
 
     Per-term lists follow the model's term order; ``beta`` and ``beta_cov``
@@ -53,18 +69,6 @@ class LMMFit:
     log_likelihood_se: float = 0.0  # Monte Carlo error (iterative solver)
 
     @property
-    def log_likelihood(self):
-        return -0.5 * self.deviance
-
-    @property
     def n_params(self):
         """Fixed effects, covariance parameters and the residual variance (unless known)."""
         return self.p + self.theta.size + (0 if self.fixed_sigma else 1)
-
-    @property
-    def aic(self):
-        return self.deviance + 2.0 * self.n_params
-
-    @property
-    def bic(self):
-        return self.deviance + np.log(self.n) * self.n_params
