@@ -19,9 +19,13 @@ One mathematical object per module:
 - :mod:`.model`: the model object that ties them together, and
   :mod:`.solution` its result;
 - :mod:`.iterative`: the approximate solver for huge crossed intercepts;
+- :mod:`.family`, :mod:`.glmm_state`, :mod:`.glmm`: generalized linear mixed
+  models as reweighted linear ones (PIRLS), with :mod:`.laplace_gradient`,
+  :mod:`.penalized_system` and :mod:`.quadrature` for their criterion;
 - :mod:`.profile`, :mod:`.satterthwaite`, :mod:`.influence`: inference on it.
 """
 
+from .glmm import GeneralizedLinearMixedModel
 from .grouping import RandomTerm, encode_factor, nesting_pairs
 from .model import LinearMixedModel, fit_lmm
 from .rank import aliased_columns
@@ -32,6 +36,7 @@ from .structures import BlockDiagonal, Diagonal, Unstructured, make_structure
 __all__ = [
     "BlockDiagonal",
     "Diagonal",
+    "GeneralizedLinearMixedModel",
     "LMMFit",
     "LinearMixedModel",
     "ModelRows",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .family import make_family
-from .glmm_state import LinearPredictor, pirls
+from .glmm_state import LinearPredictor, PirlsState, pirls
 from .laplace_gradient import laplace_gradient
 from .layout import ThetaLayout
 from .memory import DenseBlockTooLarge
@@ -221,6 +221,22 @@ class GeneralizedLinearMixedModel:
             )
         return value, grad
 
+    def _working_start(self):
+        """Stage 1's start: theta of the linear mixed model of the GLM's working
+        response (sigma = 1, ML; the first step of penalized quasi-likelihood),
+        a close start in a few linear fits; lme4's ``T = I`` if that fit fails."""
+        beta, u = self._glm_start()
+        T = self.layout.factors(self.layout.start)
+        eta = self.predictor.eta(beta, u, T)
+        state = PirlsState(T, beta, u, eta, self.family.linkinv(eta), 0.0, 0)
+        model = self.predictor.working_model(self.family, self.prior, state, fixed=False,
+                                             evaluations="many")  # fmt: skip
+        try:
+            theta = model.fit().theta
+        except (np.linalg.LinAlgError, ValueError):
+            return self.layout.start.copy()
+        return theta if np.all(np.isfinite(theta)) else self.layout.start.copy()
+
     def _laplace_stage1(self):
         """Stage 1's objective: the Laplace criterion of theta with beta in PIRLS
         (the start of stage 2, also for quadrature, as lme4's nAGQ = 0 stage)."""
@@ -258,7 +274,7 @@ class GeneralizedLinearMixedModel:
             self.theta, self.beta, self.optimizer = np.zeros(0), state.beta, None
             self._result = self._solution(state, state.n_iter, state.n_iter, True, "IRLS")
             return self
-        theta0 = self.layout.start.copy() if start is None else np.asarray(start, float)
+        theta0 = self._working_start() if start is None else np.asarray(start, float)
         n_levels = [t.n_levels for t in self.terms]
         value1, value_and_gradient1 = self._laplace_stage1()
         stage1 = minimize_deviance(

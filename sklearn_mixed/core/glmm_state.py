@@ -74,9 +74,10 @@ class LinearPredictor:
     def eta(self, beta, u, T):
         return self.offset + self.X @ beta + self.random_part(u, T)
 
-    def working_model(self, family, prior, state, fixed):
+    def working_model(self, family, prior, state, fixed, evaluations="one"):
         """The linear mixed model of the working response at ``state.eta``
-        (``fixed``: beta held at ``state.beta``, only the modes free)."""
+        (``fixed``: beta held at ``state.beta``, only the modes free;
+        ``evaluations`` as :class:`~.model.LinearMixedModel`'s)."""
         _, W, r = family.working(self.y, state.eta, prior)
         W = np.maximum(W, _TINY_WEIGHT)
         z = state.eta - self.offset + r  # working response
@@ -90,7 +91,7 @@ class LinearPredictor:
         if self._pattern is None:  # the cells of the pairs of levels: the same every step
             self._pattern = PairPattern.of(self.terms, reduction.counts)
         return LinearMixedModel(
-            reduction, self.terms, method="ml", fixed_sigma=1.0, evaluations="one"
+            reduction, self.terms, method="ml", fixed_sigma=1.0, evaluations=evaluations
         )
 
     def fixed_covariance(self, family, prior, theta, state):
