@@ -50,6 +50,7 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         "group_cols": [None, list, tuple, str],
         "new_groups": [StrOptions({"population", "marginal", "error"})],
         "nagq": [Interval(Integral, 1, 100, closed="both")],
+        "solver": [StrOptions({"exact", "iterative"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
     }
@@ -59,7 +60,8 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
 
     def __init__(self, *, random_slopes=None, covariance="unstructured", random_effects=None,
                  fixed_features=None, fit_intercept=True, group_cols=None,
-                 new_groups="population", nagq=1, max_iter=500, tol=1e-10):  # fmt: skip
+                 new_groups="population", nagq=1, solver="exact", max_iter=500,
+                 tol=1e-10):  # fmt: skip
         self.random_slopes = random_slopes
         self.covariance = covariance
         self.random_effects = random_effects
@@ -68,6 +70,7 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         self.group_cols = group_cols
         self.new_groups = new_groups
         self.nagq = nagq
+        self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
 
@@ -101,7 +104,8 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
             residual=False,
         )  # fmt: skip
         rows = design.rows if offset is None else replace(design.rows, offset=offset)
-        model = GeneralizedLinearMixedModel(rows, self._family, nagq=self.nagq)
+        solver = self.solver if factors is not None else "exact"
+        model = GeneralizedLinearMixedModel(rows, self._family, nagq=self.nagq, solver=solver)
         self.model_ = model.fit(max_iter=self.max_iter, tol=self.tol)
         self._store_fit(design)
         self._warn_about_fit(model.result)
@@ -121,7 +125,10 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         return X, groups
 
     def _store_fit(self, design):
-        self._store_fitted_model(design, self.model_.result)
+        fit = self.model_.result
+        self._store_fitted_model(design, fit)
+        self.solver_ = fit.solver
+        self.log_likelihood_se_ = 0.5 * fit.deviance_se
 
     def _warn_about_fit(self, fit):
         if not fit.converged:

@@ -12,15 +12,21 @@ def _header(est):
         if fit.nagq == 1
         else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nagq}"
     )
+    if fit.solver == "iterative":
+        approximation += "; iterative solver"
     family = est.model_.family
     values = (est.aic_, est.bic_, est.log_likelihood_, est.deviance_)
-    return [
+    lines = [
         f"Generalized linear mixed model fit by maximum likelihood ({approximation}) "
         f"[{type(est).__name__}]",
         f" Family: {family.name}  ( {family.link} )",
         f" {'AIC':>10} {'BIC':>10} {'logLik':>10} {'deviance':>10}",
         " " + " ".join(f"{v:10.4f}" for v in values),
     ]
+    if fit.deviance_se > 0:
+        lines.append(f" (log-determinant by stochastic Lanczos quadrature, logLik standard "
+                     f"error {est.log_likelihood_se_:.2g})")  # fmt: skip
+    return lines
 
 
 def _fixed_effects(est):
@@ -50,6 +56,9 @@ def summary_report(est):
     lines += ["", f"Optimizer {status} in {est.n_iter_} iteration{plural}."]
     if est.singular_:
         lines.append("boundary (singular) fit: see SingularFitWarning")
-    if not est.model_.result.hessian_used and est.group_names_:
+    fit = est.model_.result
+    if fit.solver == "iterative":
+        lines.append("standard errors and conditional variances approximate (iterative solver)")
+    elif not fit.hessian_used and est.group_names_:
         lines.append("standard errors from the PIRLS factor (Hessian not positive definite)")
     return "\n".join(lines)

@@ -42,6 +42,14 @@ _SHARED_PARAMETERS = """
         Quadrature nodes: 1 is the Laplace approximation (lme4's default);
         more (adaptive Gauss-Hermite, lme4's ``nAGQ``) needs a single scalar
         random-effect term, one random intercept say.
+    solver : {"exact", "iterative"}, default="exact"
+        ``"iterative"``: an approximate fit of crossed random intercepts too
+        large for the exact factor (two factors of 1e4+ levels each): PIRLS
+        on the iterative solver's preconditioned conjugate gradients, the
+        Laplace log-determinant by stochastic Lanczos quadrature
+        (``log_likelihood_se_``), lme4's two stages by Nelder-Mead; standard
+        errors from the PIRLS system and conditional variances approximate;
+        see ``docs/glmm.md``.
     max_iter : int, default=500
         Maximum optimizer iterations per stage.
     tol : float, default=1e-10
@@ -89,6 +97,11 @@ _SHARED_ATTRIBUTES = """
     fixed_effect_names_ : list of str
     aliased_features_ : list of str
     n_obs_ : int
+    solver_ : str
+        ``"exact"`` or ``"iterative"``.
+    log_likelihood_se_ : float
+        Monte Carlo standard error of ``log_likelihood_`` (iterative solver; 0
+        for exact fits).
     model_ : GeneralizedLinearMixedModel
         The fitted numerical model (:mod:`sklearn_mixed.core.glmm`):
         ``model_.deviance(theta, beta)`` is lme4's ``devfun`` at stage 2.

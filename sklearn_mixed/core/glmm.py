@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .family import make_family
+from .glmm_iterative import ITERATIVE_THETA_FLOOR, fit_glmm_iterative
 from .glmm_state import LinearPredictor, PirlsState, pirls
 from .laplace_gradient import laplace_gradient
 from .layout import ThetaLayout
@@ -117,6 +118,8 @@ class GLMMFit(InformationCriteria):
     singular: bool
     hessian: np.ndarray  # of the criterion in (theta, beta)
     hessian_used: bool  # False: beta_cov from the PIRLS factor (H not positive definite)
+    solver: str = "exact"
+    deviance_se: float = 0.0  # Monte Carlo error of the deviance (iterative solver)
 
     @property
     def n_params(self):
@@ -138,9 +141,12 @@ class GeneralizedLinearMixedModel:
     nagq : int, default=1
         Quadrature nodes: 1 is the Laplace approximation; more needs a single
         scalar random-effect term.
+    solver : {"exact", "iterative"}, default="exact"
+        ``"iterative"``: the approximate fit of crossed random intercepts too
+        large for the exact factor (:mod:`.glmm_iterative`).
     """
 
-    def __init__(self, rows, family, *, nagq=1):
+    def __init__(self, rows, family, *, nagq=1, solver="exact"):
         self.data = rows  # ModelRows, as LinearMixedModel.data
         self.family = make_family(family)
         self.terms = tuple(rows.terms)
@@ -155,6 +161,11 @@ class GeneralizedLinearMixedModel:
                 "adaptive Gauss-Hermite quadrature (nagq > 1) needs a single scalar random "
                 "effect term, such as one random intercept (as lme4's glmer)"
             )
+        if solver not in ("exact", "iterative"):
+            raise ValueError(f"solver must be 'exact' or 'iterative', got {solver!r}")
+        if solver == "iterative" and self.nagq > 1:
+            raise ValueError("quadrature (nagq > 1) needs solver='exact'")
+        self.solver = solver
         self.predictor = LinearPredictor(rows)
         self.layout = ThetaLayout([t.structure for t in self.terms])
         self.n, self.p = n, rows.X.shape[1]
@@ -269,6 +280,8 @@ class GeneralizedLinearMixedModel:
 
     def _fit(self, max_iter, tol, start):
         self._warm = None
+        if self.solver == "iterative" and self.terms:
+            return self._fit_iterative(max_iter)
         if not self.terms:
             state = self.pirls(np.zeros(0))
             self.theta, self.beta, self.optimizer = np.zeros(0), state.beta, None
@@ -305,6 +318,27 @@ class GeneralizedLinearMixedModel:
         n_eval = stage1.n_evaluations + stage2.n_evaluations
         self._result = self._solution(state, n_iter, n_eval, stage2.converged,
                                       stage2.message, H)  # fmt: skip
+        return self
+
+    def _fit_iterative(self, max_iter):
+        """The approximate fit of :mod:`.glmm_iterative` as a :class:`GLMMFit`."""
+        theta, beta, b, beta_cov, cond, deviance, se, outcome = fit_glmm_iterative(
+            self, max_iter=max_iter
+        )
+        self.theta, self.beta, self.optimizer = theta, beta, outcome
+        p = self.p
+        self._result = GLMMFit(
+            family=self.family.name, nagq=1, n=self.n, p=p, theta=theta, beta=beta,
+            beta_cov=np.zeros((p, p)) if beta_cov is None else beta_cov,
+            b=[b_t[:, None] for b_t in b],
+            conditional_cov=[v[:, None, None] for v in cond],
+            term_cov=[np.array([[t * t]]) for t in theta], deviance=float(deviance),
+            n_iter=int(outcome.nit), n_evaluations=int(outcome.nfev),
+            converged=bool(outcome.success), message=str(outcome.message),
+            singular=bool(np.any(theta <= 1.01 * ITERATIVE_THETA_FLOOR)),
+            hessian=np.empty((0, 0)), hessian_used=False, solver="iterative",
+            deviance_se=float(se),
+        )  # fmt: skip
         return self
 
     def _joint(self, beta1, C, k):

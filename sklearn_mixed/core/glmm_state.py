@@ -16,7 +16,7 @@ import scipy.linalg as la
 from .model import LinearMixedModel
 from .reduction import PairPattern, reduce_rows
 
-__all__ = ["LinearPredictor", "PirlsState", "pirls"]
+__all__ = ["LinearPredictor", "PirlsState", "penalized_deviance", "pirls"]
 
 # PIRLS stops once a step moves eta by less than this (times max(1, |eta|)):
 # Newton's quadratic convergence leaves ~ its square (1e-12), and one more
@@ -127,7 +127,7 @@ class LinearPredictor:
         return beta
 
 
-def _penalized_deviance(predictor, family, prior, eta, u):
+def penalized_deviance(predictor, family, prior, eta, u):
     mu = family.linkinv(eta)
     return float(np.sum(family.unit_deviance(predictor.y, mu, prior))) + sum(
         float(np.sum(v * v)) for v in u
@@ -174,7 +174,7 @@ def pirls(predictor, family, prior, T, theta, beta, start):
     u_cur = [np.array(v, dtype=float) for v in start[1]]
     eta = predictor.eta(beta_cur, u_cur, T)
     state = PirlsState(T, beta_cur, u_cur, eta, None, 0.0, 0)
-    pdev = _penalized_deviance(predictor, family, prior, eta, u_cur)
+    pdev = penalized_deviance(predictor, family, prior, eta, u_cur)
     settled = False
     for it in range(1, _MAX_PIRLS + 1):
         beta_new, u_new, logdet, model = _newton_step(predictor, family, prior, state, theta, fixed)
@@ -186,7 +186,7 @@ def pirls(predictor, family, prior, T, theta, beta, start):
             b_try = state.beta + step * (beta_new - state.beta)
             u_try = [a + step * (b - a) for a, b in zip(state.u, u_new, strict=True)]
             eta_try = predictor.eta(b_try, u_try, T)
-            pdev_try = _penalized_deviance(predictor, family, prior, eta_try, u_try)
+            pdev_try = penalized_deviance(predictor, family, prior, eta_try, u_try)
             if pdev_try <= pdev + 1e-12 * abs(pdev):
                 break
             step *= 0.5

@@ -93,7 +93,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as la
 
-from .iterative_system import _block_pcg
+from .iterative_system import _block_pcg, _Design, _SchurSystem
 from .iterative_traces import _orthonormal_columns, _se_upper_ratio, _standard_error
 
 __all__ = []
@@ -392,3 +392,29 @@ def conditional_variances(design, system, sigma2, frozen):
     first = system.invD1 * (1.0 + diag_part + np.einsum("ij,jk,ik->i", BU, coef, BU))
     out = [first] + [system.block(rest, f).copy() for f in range(1, d.F)]
     return [np.zeros_like(v) if frozen[f] else sigma2 * v for f, v in enumerate(out)]
+
+
+# ----------------------------------------------------------------------------- GLMMs
+
+
+def laplace_random_part(reduction, variances, rng):
+    """What a GLMM's Laplace criterion needs of its random part, at ``sigma = 1``.
+
+    For a working reduction (weights ``W``) of random intercepts and the
+    variances ``sigma_f^2``: ``log|Lambda'Z'WZ Lambda + I| = log det(Z'WZ +
+    Lambda^-2) - sum_f m_f log lambda_f`` (``lambda_f = 1 / sigma_f^2``) by the
+    deflated SLQ of :func:`log_likelihood` on the system without fixed
+    effects, its Monte Carlo standard error, and the approximate conditional
+    variances of the modes (:func:`conditional_variances`), in the user's
+    factor and level order.
+    """
+    d = _Design(reduction)
+    variances = np.asarray(variances, dtype=float)[d.order]
+    system = _SchurSystem(d, 1.0 / variances, with_x=False)
+    logdet_A, se, _, _ = _logdet_preconditioned(d, _Preconditioned(system), rng)
+    lam = system.lam
+    logdet = float(np.sum(np.log1p(d.counts[0] / lam[0]))) + logdet_A
+    for f in range(1, d.F):
+        logdet += float(np.sum(np.log(system.block(system.pdiag, f) / lam[f])))
+    cond = conditional_variances(d, system, 1.0, np.zeros(d.F, dtype=bool))
+    return logdet, se, d.to_user(cond)

@@ -351,7 +351,8 @@ def _split_solution(system, c1, x):
     return beta, b
 
 
-def solve_mixed_model_equations(reduction, variances, sigma2, *, tol=1e-10, max_iter=2000):
+def solve_mixed_model_equations(reduction, variances, sigma2, *, tol=1e-10, max_iter=2000,
+                                beta_cov=False, start=None):  # fmt: skip
     """Henderson's equations at fixed variance components, by block PCG.
 
     Parameters
@@ -364,6 +365,12 @@ def solve_mixed_model_equations(reduction, variances, sigma2, *, tol=1e-10, max_
         Residual variance.
     tol : float
         Relative residual of the reduced system at which CG stops.
+    beta_cov : bool
+        Also ``Var(beta) = sigma^2 (C^-1)_XX`` (``p`` more right-hand sides),
+        as ``info["beta_cov"]``.
+    start : ndarray, optional
+        ``info["reduced"]`` of an earlier solve of a system of the same shape
+        (CG's warm start).
 
     Returns
     -------
@@ -381,8 +388,18 @@ def solve_mixed_model_equations(reduction, variances, sigma2, *, tol=1e-10, max_
     system = _SchurSystem(d, sigma2 / variances, with_x=True)
     c1, cS = _full_rhs(d)
     rhs = system.reduce(c1, cS)
-    x, R, iterations = system.solve(rhs, tol=tol, max_iter=max_iter)
-    beta, b = _split_solution(system, c1, x)
-    residual = float(np.linalg.norm(R) / max(np.linalg.norm(rhs), 1e-300))
-    info = {"cg_iterations": iterations, "residual": residual}
-    return reduction.uncentre(beta), d.to_user(b), info
+    x0 = None if start is None or start.shape != rhs.shape else start
+    if beta_cov and system.px:
+        EX = np.zeros((system.size, system.px))
+        system.xpart(EX)[:] = np.eye(system.px)
+        rhs = np.concatenate([rhs, EX], axis=1)
+        x0 = None if x0 is None else np.concatenate([x0, np.zeros_like(EX)], axis=1)
+    x, R, iterations = system.solve(rhs, x0, tol=tol, max_iter=max_iter)
+    beta, b = _split_solution(system, c1, x[:, :1])
+    residual = float(np.linalg.norm(R[:, :1]) / max(np.linalg.norm(rhs[:, :1]), 1e-300))
+    info = {"cg_iterations": iterations, "residual": residual, "reduced": x[:, :1]}
+    beta = reduction.uncentre(beta)
+    if beta_cov and system.px:
+        C = system.xpart(x[:, 1:])
+        info["beta_cov"] = reduction.uncentre(np.zeros(beta.size), sigma2 * 0.5 * (C + C.T))[1]
+    return beta, d.to_user(b), info
