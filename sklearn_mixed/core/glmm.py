@@ -51,10 +51,10 @@ _GRADIENT_STEP = 1e-5
 _HESSIAN_STEP = 1e-4
 # Advice when the working fits' dense block is too large for memory.
 _MEMORY_ADVICE = (
-    "A GLMM of crossed factors this large has no approximate (iterative) solver yet: "
-    "reduce the number of levels of the smaller crossed factors (group rare levels, or "
-    "make that factor a fixed effect), or fit the linear model with "
-    "CrossedEffectsRegressor(solver='iterative')."
+    "A GLMM of crossed random intercepts this large can be fitted with "
+    "solver='iterative' (conjugate gradients and a stochastic log-determinant, whose "
+    "memory grows with the data, not with the square of the levels; see docs/glmm.md); "
+    "or reduce the number of levels of the smaller crossed factors."
 )
 # Stage 1 only gives stage 2 its start (and beta's scale): its projected
 # gradient need only be below this (relative to the deviance).
