@@ -26,9 +26,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _results
-from ._design import build_rows, drop_zero_weights
+from ._design import drop_zero_weights
 from ._grouped import GroupedModelMixin, split_features_and_groups
-from ._groups import INTERCEPT, resolve_fixed_features, validate_groups
+from ._groups import INTERCEPT
 from ._reading import ReadingMixin
 from .core import LinearMixedModel
 from .exceptions import ExactFitWarning, SingularFitWarning
@@ -120,20 +120,8 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         X, y, groups, weights = drop_zero_weights(X, y, groups, sample_weight)
-        feature_names = self._feature_names()
-        factors = None if groups is None else validate_groups(groups, X.shape[0])
-        fixed = resolve_fixed_features(getattr(self, "fixed_features", None), feature_names)
         fixed_sigma = getattr(self, "fixed_sigma", None)
-        if not fixed and not self.fit_intercept and groups is None:
-            raise ValueError(
-                "the model has no fixed effects and no grouping factors: nothing to fit."
-            )
-        design = build_rows(
-            X, y, factors, weights,
-            specs={} if factors is None else self._random_specs(factors[0], feature_names),
-            fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
-            fixed_sigma=fixed_sigma,
-        )  # fmt: skip
+        design = self._build_design(X, y, groups, weights, fixed_sigma=fixed_sigma)
         terms = design.rows.terms
         solver = self._solver([t.n_levels for t in terms])
         model = LinearMixedModel(

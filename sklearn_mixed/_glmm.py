@@ -22,9 +22,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _glmm_report
 from ._base import _finite_numeric
-from ._design import build_rows, drop_zero_weights
+from ._design import drop_zero_weights
 from ._grouped import GroupedModelMixin, split_features_and_groups
-from ._groups import resolve_fixed_features, resolve_random_effects, validate_groups
+from ._groups import resolve_random_effects
 from .core.glmm import GeneralizedLinearMixedModel
 from .exceptions import SingularFitWarning
 
@@ -90,21 +90,9 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
                 offset = offset[sample_weight > 0]
         X, response, groups, weights = drop_zero_weights(X, response, groups, sample_weight)
         self._check_response(response)
-        feature_names = self._feature_names()
-        factors = None if groups is None else validate_groups(groups, X.shape[0])
-        fixed = resolve_fixed_features(self.fixed_features, feature_names)
-        if not fixed and not self.fit_intercept and groups is None:
-            raise ValueError(
-                "the model has no fixed effects and no grouping factors: nothing to fit."
-            )
-        design = build_rows(
-            X, response, factors, weights,
-            specs={} if factors is None else self._random_specs(factors[0], feature_names),
-            fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
-            residual=False,
-        )  # fmt: skip
+        design = self._build_design(X, response, groups, weights, residual=False)
         rows = design.rows if offset is None else replace(design.rows, offset=offset)
-        solver = self.solver if factors is not None else "exact"
+        solver = self.solver if groups is not None else "exact"
         model = GeneralizedLinearMixedModel(rows, self._family, nagq=self.nagq, solver=solver)
         self.model_ = model.fit(max_iter=self.max_iter, tol=self.tol)
         self._store_fit(design)

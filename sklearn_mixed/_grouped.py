@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._groups import INTERCEPT, split_group_columns, validate_groups
+from ._design import build_rows
+from ._groups import INTERCEPT, resolve_fixed_features, split_group_columns, validate_groups
 from .core import nesting_pairs
 from .exceptions import PopulationPredictionWarning
 
@@ -29,6 +30,24 @@ class GroupedModelMixin:
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _build_design(self, X, response, groups, weights, **options):
+        """The model's rows (:func:`~._design.build_rows`) from validated input:
+        the grouping factors, the fixed features, each factor's random effects
+        (``_random_specs``); ``options`` go to ``build_rows``."""
+        feature_names = self._feature_names()
+        factors = None if groups is None else validate_groups(groups, X.shape[0])
+        fixed = resolve_fixed_features(getattr(self, "fixed_features", None), feature_names)
+        if not fixed and not self.fit_intercept and groups is None:
+            raise ValueError(
+                "the model has no fixed effects and no grouping factors: nothing to fit."
+            )
+        return build_rows(
+            X, response, factors, weights,
+            specs={} if factors is None else self._random_specs(factors[0], feature_names),
+            fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
+            **options,
+        )  # fmt: skip
 
     def _store_fitted_model(self, design, fit):
         """The fitted attributes every mixed model has, from its ``design``
