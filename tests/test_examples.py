@@ -58,6 +58,9 @@ EXPECTED_OUTPUT = {
         "95% of subject intercepts lie in a +- 1.96 tau = 251.41 +- 72.76",
         "REML criterion at convergence: 330.8606",  # (b) Penicillin, crossed
         "REML criterion at convergence: 246.9907",  # (c) Pastes, nested
+        # glmer(use ~ age + I(age^2) + urban + livch + (1 | district), Contraception,
+        # binomial): logLik -1186.364, district sd 0.4752 (lme4 1.1-31)
+        "logLik -1186.364 (lme4 -1186.364), district sd 0.4752 (lme4 0.4752)",
         "(batch:cask is nested in batch)",
         "REML criterion at convergence: 46640.3983",  # (d) Hsb82, correlated
         "REML criterion at convergence: 46640.6630",  # (d) Hsb82, diagonal
