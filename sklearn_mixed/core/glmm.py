@@ -56,6 +56,8 @@ _MEMORY_ADVICE = (
     "memory grows with the data, not with the square of the levels; see docs/glmm.md); "
     "or reduce the number of levels of the smaller crossed factors."
 )
+# PIRLS's stopping steps (see glmm_state.pirls).
+_TIGHT_ETA_STEP, _LOOSE_ETA_STEP = 1e-6, 1e-4
 # Stage 1 only gives stage 2 its start (and beta's scale): its projected
 # gradient need only be below this (relative to the deviance).
 _STAGE1_GTOL = 1e-6
@@ -181,8 +183,11 @@ class GeneralizedLinearMixedModel:
         theta = np.asarray(theta, dtype=float)
         if start is None:
             start = self._warm if self._warm is not None else self._glm_start()
+        # the modes to ~1e-8 where the gradient is analytic, ~1e-12 where the
+        # criterion itself is differentiated
+        eta_step = _LOOSE_ETA_STEP if self._analytic else _TIGHT_ETA_STEP
         state = pirls(self.predictor, self.family, self.prior, self.layout.factors(theta),
-                      theta, beta, start)  # fmt: skip
+                      theta, beta, start, eta_step)  # fmt: skip
         self._warm = (state.beta, state.u)
         return state
 
