@@ -242,6 +242,7 @@ class GeneralizedLinearMixedModel:
         response (sigma = 1, ML; the first step of penalized quasi-likelihood),
         a close start in a few linear fits; lme4's ``T = I`` if that fit fails."""
         beta, u = self._glm_start()
+        self._warm = (beta, u)  # also the first PIRLS's start
         T = self.layout.factors(self.layout.start)
         eta = self.predictor.eta(beta, u, T)
         state = PirlsState(T, beta, u, eta, self.family.linkinv(eta), 0.0, 0)
