@@ -30,7 +30,7 @@ theta is searched above ``1e-4`` (a smaller relative sd is reported there).
 import numpy as np
 from scipy.optimize import minimize
 
-from .glmm_state import penalized_deviance
+from .glmm_state import halved_step, penalized_deviance
 from .iterative_likelihood import laplace_random_part
 from .iterative_system import solve_mixed_model_equations
 from .reduction import PairPattern, reduce_rows
@@ -42,7 +42,6 @@ ITERATIVE_THETA_FLOOR = 1e-4
 _LOG_THETA_BOUNDS = (np.log(ITERATIVE_THETA_FLOOR), np.log(1e3))
 _ETA_STEP = 1e-6
 _MAX_PIRLS = 50
-_MAX_HALVINGS = 12
 _CG_TOL = 1e-10
 _TINY_WEIGHT = 1e-300
 
@@ -109,18 +108,18 @@ class _IterativePirls:
                 self.cg_fixed, beta_n = info["reduced"], beta
             else:
                 self.cg_start = info["reduced"]
-            step, moved = 1.0, None
-            for _ in range(_MAX_HALVINGS):
-                beta_t = beta + step * (beta_n - beta)
-                b_t = [a + step * (c - a) for a, c in zip(b, b_n, strict=True)]
+
+            def evaluate(beta_t, b_t):
                 eta_t = self._eta(beta_t, b_t)
-                pdev_t = self._penalized(eta_t, b_t, theta)
-                if pdev_t <= pdev + 1e-12 * abs(pdev):
-                    moved = np.max(np.abs(eta_t - eta), initial=0.0)
-                    beta, b, eta, pdev = beta_t, b_t, eta_t, pdev_t
-                    break
-                step *= 0.5
-            if moved is None or moved <= _ETA_STEP * max(1.0, np.max(np.abs(eta))):
+                return self._penalized(eta_t, b_t, theta), eta_t
+
+            accepted = halved_step((beta, b), (beta_n, b_n), pdev, evaluate)
+            if accepted is None:  # no descent: the modes, to rounding
+                break
+            (beta, b), pdev, eta_t = accepted
+            moved = np.max(np.abs(eta_t - eta), initial=0.0)
+            eta = eta_t
+            if moved <= _ETA_STEP * max(1.0, np.max(np.abs(eta))):
                 break
         reduction = self._reduce(eta, beta if fixed else None)  # weights at the final modes
         if beta_cov:

@@ -16,7 +16,7 @@ import scipy.linalg as la
 from .model import LinearMixedModel
 from .reduction import PairPattern, reduce_rows
 
-__all__ = ["LinearPredictor", "PirlsState", "penalized_deviance", "pirls"]
+__all__ = ["LinearPredictor", "PirlsState", "halved_step", "penalized_deviance", "pirls"]
 
 # PIRLS stops once a step moves eta by less than this (times max(1, |eta|)):
 # Newton's quadratic convergence leaves ~ its square (1e-12), and one more
@@ -148,6 +148,22 @@ def _newton_step(predictor, family, prior, state, theta, fixed):
     return (state.beta if fixed else beta), u, logdet, model
 
 
+def halved_step(current, proposal, pdev, evaluate):
+    """The Newton step from ``current`` toward ``proposal`` (each ``(beta, list of
+    arrays)``), halved until the penalized deviance does not rise: ``(point,
+    its deviance, what else evaluate returned)``, or None after
+    ``_MAX_HALVINGS`` halvings.  ``evaluate(beta, parts) -> (deviance, extra)``."""
+    step = 1.0
+    for _ in range(_MAX_HALVINGS):
+        beta = current[0] + step * (proposal[0] - current[0])
+        parts = [a + step * (b - a) for a, b in zip(current[1], proposal[1], strict=True)]
+        value, extra = evaluate(beta, parts)
+        if value <= pdev + 1e-12 * abs(pdev):
+            return (beta, parts), value, extra
+        step *= 0.5
+    return None
+
+
 def pirls(predictor, family, prior, T, theta, beta, start, eta_step=_ETA_STEP):
     """Penalized IRLS for the modes at ``theta`` (and ``beta``, or beta too if None).
 
@@ -187,17 +203,15 @@ def pirls(predictor, family, prior, T, theta, beta, start, eta_step=_ETA_STEP):
         state.logdet, state.n_iter, state.model = logdet, it, model
         if settled:
             break
-        step = 1.0
-        for _ in range(_MAX_HALVINGS):
-            b_try = state.beta + step * (beta_new - state.beta)
-            u_try = [a + step * (b - a) for a, b in zip(state.u, u_new, strict=True)]
+
+        def evaluate(b_try, u_try):
             eta_try = predictor.eta(b_try, u_try, T)
-            pdev_try = penalized_deviance(predictor, family, prior, eta_try, u_try)
-            if pdev_try <= pdev + 1e-12 * abs(pdev):
-                break
-            step *= 0.5
-        else:  # no descent along the Newton direction: the modes, to rounding
+            return penalized_deviance(predictor, family, prior, eta_try, u_try), eta_try
+
+        accepted = halved_step((state.beta, state.u), (beta_new, u_new), pdev, evaluate)
+        if accepted is None:  # no descent along the Newton direction: the modes, to rounding
             break
+        (b_try, u_try), pdev_try, eta_try = accepted
         moved = np.max(np.abs(eta_try - state.eta), initial=0.0)
         settled = moved <= eta_step * max(1.0, np.max(np.abs(eta_try), initial=0.0))
         state = PirlsState(T, b_try, u_try, eta_try, None, 0.0, it)

@@ -377,13 +377,19 @@ class LinearMixedModel:
             return self.reduction.uncentre(v[q:]), u, self._small.log_determinants(L)[0]
         factor = self.factorize(theta)[0]
         beta, u_closed, u_dense = solve_coefficients(factor, self.p)
+        u = self._term_order_modes(u_closed, u_dense)
+        return self.reduction.uncentre(beta), u, log_determinants(factor, self.p)[0]
+
+    def _term_order_modes(self, u_closed, u_dense):
+        """The spherical modes of the blocked factor (closed terms, then the dense
+        block) per term in term order, ``(m, k)`` each."""
         rt = self.reduction.terms
         dense_sizes = [rt[i].n_levels * rt[i].n_coef for i in self._dense]
         parts = u_closed + (np.split(u_dense, np.cumsum(dense_sizes)[:-1]) if dense_sizes else [])
         u = [None] * len(rt)
         for term_index, part in zip(self._closed + self._dense, parts, strict=True):
             u[term_index] = part.reshape(rt[term_index].n_levels, rt[term_index].n_coef)
-        return self.reduction.uncentre(beta), u, log_determinants(factor, self.p)[0]
+        return u
 
     def penalized_system(self, theta):
         """The factor of the penalized system at ``theta``, for derivatives of a
@@ -591,12 +597,11 @@ class LinearMixedModel:
         kernels = self._single is not None or self._paired is not None
         pairs = None if kernels else self.cp.closed[0].pairs
         blocks = conditional_covariance_blocks(factor, dense_sizes, pairs)
-        dense_columns = np.cumsum([m * k for m, k in dense_sizes])[:-1]
-        u_parts = u_closed + (np.split(u_dense, dense_columns) if dense_sizes else [])
-        b, cond = [None] * len(rt), [None] * len(rt)
-        for term_index, u, B in zip(self._closed + self._dense, u_parts, blocks, strict=True):
-            t, Tj = rt[term_index], T[term_index]
-            b[term_index] = u.reshape(t.n_levels, t.n_coef) @ Tj.T  # b_j = T u_j
+        u = self._term_order_modes(u_closed, u_dense)
+        b = [u_t @ T_t.T for u_t, T_t in zip(u, T, strict=True)]  # b_j = T u_j
+        cond = [None] * len(rt)
+        for term_index, B in zip(self._closed + self._dense, blocks, strict=True):
+            Tj = T[term_index]
             cond[term_index] = sigma2 * (Tj[None] @ B @ Tj.T[None])
         return b, cond
 
