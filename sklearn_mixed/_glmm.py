@@ -18,7 +18,12 @@ from scipy import stats
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _glmm_report
 from ._base import _finite_numeric
@@ -102,15 +107,22 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
     def _check_response(self, response):
         """Raise ``ValueError`` for a response the family cannot fit (subclasses)."""
 
-    def _validate_features(self, X, y, groups):
+    def _validate_input(self, X, y, groups, y_numeric):
+        """The parameters, ``(X, y, groups)`` checked: features as floats (the
+        grouping columns split off), ``y`` of as many rows."""
+        self._validate_params()
         X, groups = split_features_and_groups(X, groups, self.group_cols)
         min_features = 0 if groups is not None else 1
         features = _finite_numeric(X, 2)
         if features is not None and features.shape[1] >= min_features and features.shape[0]:
             validate_data(self, X, skip_check_array=True)
-            return features, groups
-        X = validate_data(self, X, dtype=np.float64, ensure_min_features=min_features)
-        return X, groups
+            X = features
+        else:
+            X = validate_data(self, X, dtype=np.float64, ensure_min_features=min_features)
+        y = _check_y(y, y_numeric=y_numeric)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+        return X, y, groups
 
     def _store_fit(self, design):
         fit = self.model_.result

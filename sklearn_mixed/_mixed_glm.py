@@ -5,7 +5,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, d2_tweedie_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_y, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._glmm import _BaseMixedGLM
 
@@ -205,11 +205,7 @@ class MixedLogisticRegression(ClassifierMixin, _BaseMixedGLM):
         -------
         self : object
         """
-        self._validate_params()
-        X, groups = self._validate_features(X, y, groups)
-        y = _check_y(y, y_numeric=False)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+        X, y, groups = self._validate_input(X, y, groups, y_numeric=False)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
@@ -236,10 +232,9 @@ class MixedLogisticRegression(ClassifierMixin, _BaseMixedGLM):
 
     def _fit_proportions(self, X, proportion, groups, trials):
         """lme4's ``prop ~ ..., weights = trials``: fit to proportions of successes."""
-        self._validate_params()
-        X, groups = self._validate_features(X, proportion, groups)
+        X, proportion, groups = self._validate_input(X, proportion, groups, y_numeric=True)
         self.classes_ = np.array([0, 1])
-        return self._fit(X, np.asarray(proportion, dtype=float), groups, trials, None)
+        return self._fit(X, proportion, groups, trials, None)
 
     def decision_function(self, X, groups=None, random_effects=None):
         """The linear predictor (log-odds of ``classes_[1]``), unseen levels at 0.
@@ -375,11 +370,7 @@ class MixedPoissonRegressor(RegressorMixin, _BaseMixedGLM):
         -------
         self : object
         """
-        self._validate_params()
-        X, groups = self._validate_features(X, y, groups)
-        y = _check_y(y, y_numeric=True)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+        X, y, groups = self._validate_input(X, y, groups, y_numeric=True)
         if np.any(y < 0):
             raise ValueError("MixedPoissonRegressor needs counts: y has negative values")
         return self._fit(X, np.asarray(y, dtype=float), groups, sample_weight, offset)
