@@ -30,10 +30,17 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GroupKFold, KFold, cross_validate
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    PredefinedSplit,
+    cross_validate,
+)
 
 import sklearn_mixed
 from sklearn_mixed import (
+    LmerRegressor,
     MixedLinearRegressor,
     MixedLogisticRegression,
     PopulationPredictionWarning,
@@ -42,6 +49,7 @@ from sklearn_mixed import (
 )
 from sklearn_mixed.datasets import (
     load_contraception,
+    load_dietox,
     load_hsb82,
     load_pastes,
     load_penicillin,
@@ -340,6 +348,28 @@ def binary_outcome():
           f"{marginal:.3f} averaged over districts")  # fmt: skip
 
 
+def formulas():
+    section("lme4 formulas on raw data: LmerRegressor in GridSearchCV  [dietox pig weights]")
+    df = load_dietox()
+    model = LmerRegressor("Weight ~ Time + I(Time^2) + (Time | Pig)").fit(df)
+    # lmer(Weight ~ Time + I(Time^2) + (Time | Pig), dietox): logLik -2131.2340 (lme4 1.1-31)
+    print(f"  {model.formula}: logLik {model.log_likelihood_:.4f} (lme4 -2131.2340)")
+    print(indent(model.fixed_effects_.round(4).to_string(), "  "))
+    grid = {"formula": ["Weight ~ Time + (Time | Pig)", model.formula,
+                        "Weight ~ poly(Time, 3) + (Time | Pig)"]}  # fmt: skip
+    later_weeks = PredefinedSplit(np.where(df["Time"] > 8, 0, -1))  # test: weeks 9-12
+    search = GridSearchCV(LmerRegressor(model.formula), grid, cv=later_weeks,
+                          scoring="neg_root_mean_squared_error")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(df, df["Weight"])
+    for formula, score in zip(grid["formula"], search.cv_results_["mean_test_score"], strict=True):
+        print(f"  weeks 9-12 forecast RMSE {-score:5.2f} kg  {formula}")
+    new = df.head(1).assign(Time=13)
+    both = pd.concat([new, new.assign(Pig="a new pig")])
+    print(f"  week 13, pig 4601 and a new pig: {search.predict(both).round(1)} kg")
+
+
 def main():
     start = time.perf_counter()
     print(f"sklearn-mixed {sklearn_mixed.__version__} demo (scikit-learn {sklearn.__version__})")
@@ -350,6 +380,7 @@ def main():
     prediction_and_cv()
     intervals_and_tests()
     binary_outcome()
+    formulas()
     section("Done")
     print(f"  total time {time.perf_counter() - start:.1f} s")
 

@@ -9,11 +9,18 @@ with the grouping factors passed as arrays.
 
 from . import datasets, inference
 from ._crossed import CrossedEffectsRegressor
+from ._formula_estimators import LmerRegressor
+from ._formula_glmer import GlmerClassifier, GlmerRegressor
 from ._glmer import glmer
 from ._influence import GroupInfluence
 from ._mixed import MixedLinearRegressor
 from ._mixed_glm import MixedLogisticRegression, MixedPoissonRegressor
-from .exceptions import ExactFitWarning, PopulationPredictionWarning, SingularFitWarning
+from .exceptions import (
+    ExactFitWarning,
+    NoGroupsWarning,
+    PopulationPredictionWarning,
+    SingularFitWarning,
+)
 from .formula import FormulaModel, from_formula, lmer
 from .inspection import (
     CaterpillarDisplay,
@@ -31,7 +38,11 @@ __all__ = [
     "CrossedEffectsRegressor",
     "ExactFitWarning",
     "FormulaModel",
+    "GlmerClassifier",
+    "GlmerRegressor",
     "GroupInfluence",
+    "LmerRegressor",
+    "NoGroupsWarning",
     "MixedLinearRegressor",
     "MixedLogisticRegression",
     "MixedPoissonRegressor",

@@ -21,6 +21,7 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
 from ._groups import INTERCEPT
+from ._tables import ResultTable
 from .core.satterthwaite import EIGENVALUE_TOL, satterthwaite_components, satterthwaite_f_test
 
 __all__ = ["fixed_effects_anova", "fixed_effects_tests"]
@@ -66,7 +67,7 @@ def fixed_effects_tests(model, ddf="satterthwaite"):
         df = _components(model).df(np.eye(p))
     se = np.sqrt(np.diag(fit.beta_cov))
     t = fit.beta / se
-    return pd.DataFrame(
+    return ResultTable(
         {
             "estimate": fit.beta,
             "std_error": se,
@@ -153,7 +154,7 @@ def fixed_effects_anova(model, hypotheses, ddf="satterthwaite"):
         else:
             F, q, den, ss, ms = _residual_f_test(L, fit)
         rows.append([ss, ms, q, den, F, stats.f.sf(F, q, den)])
-    table = pd.DataFrame(rows, index=pd.Index(list(hypotheses), name="term"), columns=ANOVA_COLUMNS)
+    table = ResultTable(rows, index=pd.Index(list(hypotheses), name="term"), columns=ANOVA_COLUMNS)
     method = "Satterthwaite's" if ddf == "satterthwaite" else "residual"
     table.attrs["heading"] = f"Type III Analysis of Variance Table with {method} method"
     return table

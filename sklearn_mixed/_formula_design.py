@@ -31,41 +31,8 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-__all__ = [
-    "Column",
-    "is_categorical",
-    "is_numeric",
-    "levels_of",
-    "term_columns",
-    "term_codings",
-    "type3_hypotheses",
-]
-
-
-def is_numeric(series):
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def is_categorical(series):
-    return (
-        isinstance(series.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_bool_dtype(series)
-        or pd.api.types.is_object_dtype(series)
-        or pd.api.types.is_string_dtype(series)
-    )
-
-
-def levels_of(series):
-    """Levels in R's order: the categories' order, False before True, else sorted."""
-    present = pd.unique(series)
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return [c for c in series.dtype.categories if c in set(present)]
-    try:
-        return sorted(present)
-    except TypeError:
-        return sorted(present, key=str)
+__all__ = ["Column", "term_codings", "term_columns", "type3_hypotheses"]
 
 
 def _level_name(level):
@@ -77,18 +44,24 @@ def _level_name(level):
 
 @dataclass(frozen=True)
 class Column:
-    """One model-matrix column: a product of numeric variables and level indicators."""
+    """One model-matrix column: a product of numeric variables (or one column
+    of a matrix variable, such as ``poly(x, 2)``) and level indicators."""
 
     name: str
     factors: tuple = ()  # ((variable, level), ...)
-    numerics: tuple = ()  # variables
+    numerics: tuple = ()  # ((variable, matrix column or None), ...)
 
-    def values(self, data):
-        out = np.ones(len(data))
+    def values(self, frame):
+        """The column on ``frame`` (variable name -> :class:`._formula_vars.Variable`)."""
+        variables = [v for v, _ in self.factors] + [v for v, _ in self.numerics]
+        out = np.ones(len(frame[variables[0]].values))
         for variable, level in self.factors:
-            out = out * (data[variable] == level).to_numpy(dtype=float)
-        for variable in self.numerics:
-            out = out * data[variable].to_numpy(dtype=float)
+            info = frame[variable]
+            out = out * (info.codes == info.levels.index(level))
+        for variable, j in self.numerics:
+            info = frame[variable]
+            values = info.contrasts if info.kind == "factor" else info.values
+            out = out * (values if j is None else values[:, j])
         return out
 
 
@@ -109,17 +82,35 @@ def term_codings(terms, categorical, intercept):
     return codings
 
 
-def term_columns(term, coding, levels, categorical):
+def _choices(variable, coding, frame):
+    """``[(name suffix, factor level or None, matrix column or None)]`` of one variable."""
+    info = frame[variable]
+    if info.kind == "factor" and coding.get(variable) == "contrasts" and info.suffixes:
+        return [(suffix, None, j) for j, suffix in enumerate(info.suffixes)]  # ordered: contr.poly
+    if info.kind == "factor":
+        levels = info.levels[1:] if coding.get(variable) == "contrasts" else info.levels
+        return [(_level_name(level), level, None) for level in levels]
+    if info.kind == "matrix":
+        return [(suffix, None, j) for j, suffix in enumerate(info.suffixes)]
+    return [("", None, None)]
+
+
+def term_columns(term, coding, frame):
     """The :class:`Column` list of one term, the first variable varying fastest."""
-    factors = [v for v in term if v in categorical]
-    per_factor = [levels[v][1:] if coding.get(v) == "contrasts" else levels[v] for v in factors]
-    numerics = tuple(v for v in term if v not in categorical)
+    per_variable = [_choices(v, coding, frame) for v in term]
     columns = []
-    for combo in itertools.product(*reversed(per_factor)):
-        chosen = dict(zip(factors, reversed(combo), strict=True))
-        parts = [v + _level_name(chosen[v]) if v in chosen else v for v in term]
-        columns.append(Column(":".join(parts), tuple((v, chosen[v]) for v in factors), numerics))
+    for combo in itertools.product(*reversed(per_variable)):
+        chosen = list(zip(term, reversed(combo), strict=True))
+        name = ":".join(v + suffix for v, (suffix, _, _) in chosen)
+        levels = tuple((v, level) for v, (_, level, j) in chosen if _is_level(frame[v], j))
+        numerics = tuple((v, j) for v, (_, _, j) in chosen if not _is_level(frame[v], j))
+        columns.append(Column(name, levels, numerics))
     return columns
+
+
+def _is_level(info, j):
+    """Whether a choice of :func:`_choices` is a level indicator (not a column of values)."""
+    return info.kind == "factor" and j is None
 
 
 def _zapsmall(x, digits=7):
@@ -137,7 +128,7 @@ def _contained_in(small, large, categorical):
     return set(small) < set(large) and numerics(small) == numerics(large)
 
 
-def type3_hypotheses(terms, columns_by_term, data, levels, categorical, intercept):
+def type3_hypotheses(terms, columns_by_term, frame, categorical, intercept):
     """lmerTest's type III hypotheses of the fixed terms (module docstring).
 
     Parameters
@@ -146,8 +137,8 @@ def type3_hypotheses(terms, columns_by_term, data, levels, categorical, intercep
         The fixed terms in R's order.
     columns_by_term : dict of tuple -> list of Column
         Each term's model-matrix columns.
-    data : DataFrame
-    levels : dict of str -> list
+    frame : dict of str -> Variable
+        The variables' values (:mod:`._formula_vars`).
     categorical : set of str
     intercept : bool
 
@@ -157,19 +148,21 @@ def type3_hypotheses(terms, columns_by_term, data, levels, categorical, intercep
         Per term label, its hypothesis matrix over the model matrix's columns
         (the intercept first, when present).
     """
+    n = len(next(iter(frame.values())).values)
     X_columns = [c for t in terms for c in columns_by_term[t]]
-    X = np.column_stack(([np.ones(len(data))] if intercept else []) +
-                        [c.values(data) for c in X_columns])  # fmt: skip
+    X = np.column_stack(([np.ones(n)] if intercept else []) +
+                        [c.values(frame) for c in X_columns])  # fmt: skip
     names = (["(Intercept)"] if intercept else []) + [c.name for c in X_columns]
     rd_columns = []
     for term in terms:  # every term in full dummy coding, as model.matrix(~ 0 + term)
         coding = {v: "dummy" for v in term if v in categorical}
-        rd_columns += term_columns(term, coding, levels, categorical)
-    rdX = np.column_stack(([np.ones(len(data))] if intercept else []) +
-                          [c.values(data) for c in rd_columns])  # fmt: skip
+        rd_columns += term_columns(term, coding, frame)
+    rdX = np.column_stack(([np.ones(n)] if intercept else []) +
+                          [c.values(frame) for c in rd_columns])  # fmt: skip
     rd_names = (["(Intercept)"] if intercept else []) + [c.name for c in rd_columns]
     # L = t(ginv(X) rdX): rows the columns of rdX, columns those of X
-    L = _zapsmall(np.linalg.lstsq(X, rdX, rcond=None)[0].T)
+    # ginv(X) rdX from the normal equations: p x p instead of n x p
+    L = _zapsmall((np.linalg.pinv(X.T @ X) @ (X.T @ rdX)).T)
     offset = 1 if intercept else 0
     spans, start = {}, offset
     for term in terms:

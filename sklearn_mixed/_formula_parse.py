@@ -1,278 +1,246 @@
-"""Parsing of lme4 formulas into terms, without data (used by :mod:`sklearn_mixed.formula`).
+"""lme4 formulas as terms, without data (used by :mod:`sklearn_mixed.formula`).
 
-A small tokenizer reads the formula; nothing in it is evaluated.  The result
-says which columns make the response, the fixed part (terms as tuples of
-variable names, R's order: main effects, then interactions) and, per
-grouping factor, its random slopes and whether they are correlated with the
-intercept ("unstructured") or independent ("diagonal").  A fixed part beyond
-the built-in syntax is kept as text for formulaic.
+The formula is parsed into a syntax tree (:mod:`._formula_expr`) and read
+with R's term algebra (``?formula``): ``a + b``; ``a:b`` (interaction) and
+``a %in% b``; ``a*b = a + b + a:b``; ``a/b = a + a:b``; ``(a + b)^2 = a + b
++ a:b``; ``- term`` removes a term; ``1``, ``0`` and ``-1`` add or remove the
+intercept, the last one written winning (``0 + x + 1`` has an intercept);
+``offset(z)`` adds a known term.  Every other piece (a column name, ``log(x)``,
+``I(x^2)``, ``poly(x, 2)``, ``factor(f)``) is a *variable*, named by its R
+text (:func:`._formula_expr.deparse`), as R names it.
+
+A term is a tuple of variable names, its variables in the order they first
+appear in the formula; terms are ordered by degree (main effects, then
+two-way interactions, ...), keeping the written order within a degree, as
+R's ``terms`` orders them.  Random-effect terms ``(lhs | g)`` and ``(lhs ||
+g)`` are read by the same algebra on their left side, with ``g``, ``a:b`` or
+``a/b`` (= ``a`` and ``a:b``) as grouping factors.
 """
 
-import itertools
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["FORMULAIC_HINT", "FixedPart", "ParsedFormula", "RandomBlock", "parse_formula"]
+from ._formula_expr import Bin, Call, Name, Num, Paren, Unary, deparse, parse_expression
+
+__all__ = ["FixedPart", "ParsedFormula", "RandomBlock", "parse_formula"]
 
 SUPPORTED_RANDOM = (
     "supported random-effect terms are (1 | g), (x | g) = (1 + x | g), (x1 + x2 | g), "
     "(0 + x | g), (0 + f | g) with f categorical, (x || g) = (1 | g) + (0 + x | g), "
-    "(1 | a/b) = (1 | a) + (1 | a:b) and (1 | a:b), with column names for x, f and g"
-)
-FORMULAIC_HINT = (
-    "pip install 'sklearn-mixed[formula]' (formulaic) for richer fixed-part expressions"
+    "(1 | a/b) = (1 | a) + (1 | a:b) and (1 | a:b); x may be any variable of the fixed "
+    "part's syntax, e.g. log(Time) or I(Time^2)"
 )
 
-# ---------------------------------------------------------------------------
-# tokens
 
+@dataclass
+class _Reader:
+    """Reads term algebra; records every variable (name -> node) in order of appearance."""
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "name", "number", "op" or "other"
     text: str
-    start: int
-    end: int
+    variables: dict = field(default_factory=dict)
+
+    def error(self, node, message):
+        return ValueError(f"formula {self.text!r}: {deparse(node)!r} {message}")
+
+    def variable(self, node):
+        if isinstance(node, Name) and node.name == ".":
+            raise self.error(node, "(all other columns) is not supported; name the columns")
+        key = deparse(node)
+        self.variables.setdefault(key, node)
+        return [(key,)]
+
+    def terms(self, node):
+        """The terms of a formula expression (no intercept, offsets or bars inside)."""
+        if isinstance(node, Paren):
+            return self.terms(node.inner)
+        if isinstance(node, Bin) and node.op in ("+", "-"):
+            terms = list(self.terms(node.left))
+            _add_terms(terms, self.terms(node.right), 1 if node.op == "+" else -1)
+            return terms
+        if isinstance(node, Bin) and node.op in (":", "%in%"):
+            return _product(self.terms(node.left), self.terms(node.right))
+        if isinstance(node, Bin) and node.op == "*":
+            left, right = self.terms(node.left), self.terms(node.right)
+            return _union(left, right, _product(left, right))
+        if isinstance(node, Bin) and node.op == "/":  # a/b = a + (all of a):b
+            left = self.terms(node.left)
+            whole = [tuple(dict.fromkeys(v for t in left for v in t))]
+            return _union(left, _product(whole, self.terms(node.right)))
+        if isinstance(node, Bin) and node.op == "^":
+            return self._power(node)
+        if isinstance(node, (Num, Unary)) or (
+            isinstance(node, Bin) and node.op in ("|", "||", "~")
+        ):
+            raise self.error(node, "cannot be a term here: 0, 1 and -1 stand alone at the top "
+                             "level of a formula side, random terms are (... | g)")  # fmt: skip
+        if isinstance(node, Bin):
+            raise self.error(node, f"uses {node.op!r} outside a function: in a formula, "
+                             "arithmetic goes inside I(), e.g. I(x * z) or I(x > 6)")  # fmt: skip
+        return self.variable(node)
+
+    def _power(self, node):
+        k = node.right
+        if not (isinstance(k, Num) and k.value.is_integer() and k.value >= 1):
+            raise self.error(node, "needs a positive whole power; for x squared write I(x^2)")
+        base = self.terms(node.left)
+        out = base
+        for _ in range(int(k.value) - 1):
+            out = _union(out, base, _product(out, base))
+        return out
+
+    def side(self, node, what):
+        """``(intercept, terms, offsets)`` of a sum such as ``0 + x + offset(z) + 1``."""
+        intercept, terms, offsets = True, [], []
+        for sign, part in _summands(node):
+            bare = _strip(part)
+            if isinstance(bare, Num) and bare.value in (0.0, 1.0):
+                intercept = (bare.value == 1.0) == (sign > 0)
+            elif isinstance(bare, Call) and bare.function == "offset":
+                if sign < 0 or len(bare.args) != 1 or bare.kwargs or what != "fixed":
+                    raise self.error(bare, "must be added once, with one argument, in the "
+                                     "fixed part: + offset(z)")  # fmt: skip
+                offsets.append(bare.args[0])
+            else:
+                _add_terms(terms, self.terms(part), sign)
+        return intercept, terms, offsets
 
 
-_TOKEN_RE = re.compile(
-    r"\s*(?:(?P<quoted>`[^`]*`)|(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)"
-    r"|(?P<number>\d+(?:\.\d*)?)|(?P<op>\|\||[~+\-:*/|()])|(?P<other>\S))"
-)
+def _strip(node):
+    while isinstance(node, Paren):
+        node = node.inner
+    return node
 
 
-def _tokenize(text):
-    """Tokens of ``text``: names (``x``, ``\\`odd name\\```), numbers, operators, other."""
-    tokens, pos = [], 0
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None:  # only trailing whitespace is left
-            break
-        kind = match.lastgroup
-        value = match.group(kind)
-        if kind == "quoted":
-            kind, value = "name", value[1:-1]
-        tokens.append(_Token(kind, value, match.start(kind), match.end(kind)))
-        pos = match.end()
-    return tokens
+def _summands(node):
+    """``[(sign, node)]`` of a top-level sum, leading unary signs included."""
+    if isinstance(node, Bin) and node.op in ("+", "-"):
+        sign = 1 if node.op == "+" else -1
+        right = _summands(node.right) if isinstance(node.right, Unary) else [(1, node.right)]
+        return _summands(node.left) + [(sign * s, n) for s, n in right]
+    if isinstance(node, Unary) and node.op in ("+", "-"):
+        sign = 1 if node.op == "+" else -1
+        return [(sign * s, n) for s, n in _summands(node.operand)]
+    return [(1, node)]
 
 
-def _source(text, tokens):
-    """The part of ``text`` that ``tokens`` span, stripped."""
-    return text[tokens[0].start : tokens[-1].end].strip() if tokens else ""
-
-
-def _is_op(token, *ops):
-    return token.kind == "op" and token.text in ops
-
-
-def _split_top_level(tokens, ops):
-    """``[(operator before, tokens)]``, split at ``ops`` outside parentheses."""
-    parts, current, before, depth = [], [], None, 0
-    for token in tokens:
-        if _is_op(token, "("):
-            depth += 1
-        elif _is_op(token, ")"):
-            depth -= 1
-        if depth == 0 and _is_op(token, *ops):
-            parts.append((before, current))
-            current, before = [], token.text
-        else:
-            current.append(token)
-    parts.append((before, current))
-    return parts
-
-
-def _summands(text, tokens, where):
-    """``[(sign, tokens)]`` of a sum such as ``x - 1 + (1 | g)``."""
-    parts = _split_top_level(tokens, ("+", "-"))
-    if not parts[0][1]:  # a leading sign: "-1 + x"
-        parts = parts[1:]
-    for _, part in parts:
-        if not part:
-            raise ValueError(f"empty term in {where} {_source(text, tokens)!r}")
-    return [(-1 if sign == "-" else 1, part) for sign, part in parts]
-
-
-# ---------------------------------------------------------------------------
-# terms: x, a:b, a*b
-
-
-def _expand_term(tokens):
-    """Variable tuples of ``a*b:c`` (``a``, ``b:c``, ``a:b:c``), or None if not that syntax.
-
-    ``*`` is the crossing of R's formulas: ``a*b = a + b + a:b``; ``:`` the
-    interaction.  Terms are ordered by degree, as R orders them.
-    """
-    chunks = []
-    for _, part in _split_top_level(tokens, ("*",)):
-        names = [t.text for t in part[0::2]]
-        kinds_ok = all(t.kind == "name" for t in part[0::2])
-        colons_ok = all(_is_op(t, ":") for t in part[1::2])
-        if not part or len(part) % 2 == 0 or not (kinds_ok and colons_ok):
-            return None
-        chunks.append(tuple(dict.fromkeys(names)))
+def _union(*lists):
     terms = []
-    for size in range(1, len(chunks) + 1):
-        for combo in itertools.combinations(chunks, size):
-            terms.append(tuple(dict.fromkeys(itertools.chain(*combo))))
+    for new in lists:
+        _add_terms(terms, new, 1)
     return terms
+
+
+def _product(left, right):
+    return _union([tuple(dict.fromkeys(a + b)) for a in left for b in right])
 
 
 def _add_terms(terms, new, sign):
     """Add (sign 1) or remove (sign -1) ``new`` terms; a term is a set of variables."""
-    keys = [frozenset(t) for t in terms]
     for term in new:
+        keys = [frozenset(t) for t in terms]
         key = frozenset(term)
         if sign > 0 and key not in keys:
             terms.append(term)
-            keys.append(key)
         elif sign < 0 and key in keys:
             del terms[keys.index(key)]
-            keys.remove(key)
 
 
-def _intercept_token(part):
-    """``1`` or ``0`` when ``part`` is that number alone, else None."""
-    if len(part) == 1 and part[0].kind == "number" and part[0].text in ("0", "1"):
-        return int(part[0].text)
-    return None
+def _in_r_order(terms, variables):
+    """Variables of each term in order of appearance; terms by degree (stable)."""
+    rank = {v: i for i, v in enumerate(variables)}
+    terms = [tuple(sorted(t, key=rank.get)) for t in terms]
+    return tuple(sorted(terms, key=len))
 
 
 # ---------------------------------------------------------------------------
-# the fixed part
+# parts of the formula
 
 
 @dataclass(frozen=True)
 class FixedPart:
     intercept: bool
-    terms: tuple  # variable tuples in R's order, or () with formulaic
-    formulaic_rhs: str | None = None  # the fixed part, when formulaic builds it
-
-
-def _parse_fixed(text, summands):
-    """The fixed part from its summands (``x``, ``a:b``, ``a*b``, ``1``, ``0``, ``-1``)."""
-    intercept, terms = True, []
-    for sign, part in summands:
-        number = _intercept_token(part)
-        if number is not None:
-            intercept = intercept and (number == 1) == (sign > 0)
-            continue
-        expanded = _expand_term(part)
-        if expanded is None:
-            return _formulaic_fixed(text, summands)
-        _add_terms(terms, expanded, sign)
-    order = {v: i for i, v in enumerate(dict.fromkeys(itertools.chain(*terms)))}
-    terms = [tuple(sorted(t, key=order.get)) for t in terms]
-    terms.sort(key=len)  # stable: main effects first, then interactions, as R
-    return FixedPart(intercept, tuple(terms))
-
-
-def _formulaic_fixed(text, summands):
-    """A fixed part beyond the built-in syntax, for formulaic to build."""
-    pieces = [("- " if sign < 0 else "+ ") + _source(text, part) for sign, part in summands]
-    rhs = " ".join(pieces).removeprefix("+ ") or "1"
-    try:
-        import formulaic  # noqa: F401
-    except ImportError:
-        raise ValueError(
-            f"the fixed part {rhs!r} uses syntax beyond column names, 1, 0, -1, a:b and a*b; "
-            f"{FORMULAIC_HINT}, or compute the column in the data first."
-        ) from None
-    return FixedPart(True, (), rhs)
-
-
-# ---------------------------------------------------------------------------
-# the random part
+    terms: tuple  # variable-name tuples in R's order
+    offsets: tuple = ()  # nodes of offset(...) arguments
 
 
 @dataclass(frozen=True)
 class RandomBlock:
     """One lme4 bar term, ``(1 + x | g)``: one covariance block of one factor."""
 
-    factor: tuple  # grouping variables, ("a", "b") for a:b
+    factor: tuple  # grouping variable names, ("a", "b") for a:b
     intercept: bool
-    slopes: tuple  # variable tuples
+    slopes: tuple  # variable-name tuples
     source: str
 
 
-def _is_random_term(part):
-    """Whether ``part`` is ``( ... | ... )`` as a whole."""
-    if not (part and _is_op(part[0], "(") and _is_op(part[-1], ")")):
-        return False
-    inner = part[1:-1]
-    return len(_split_top_level(inner, ("|", "||"))) > 1 and _closes_at_end(part)
+@dataclass(frozen=True)
+class ParsedFormula:
+    response: str | None  # variable name of the left side (None: no left side)
+    fixed: FixedPart
+    random: dict  # factor label -> (grouping variables, tuple of RandomBlock)
+    variables: dict  # variable name -> syntax node, in order of appearance
+    text: str = ""
+
+    @property
+    def grouping_variables(self):
+        return list(dict.fromkeys(v for factor, _ in self.random.values() for v in factor))
 
 
-def _strip_redundant_parens(part):
-    """``((1 | g))`` as ``(1 | g)``."""
-    while (
-        len(part) > 4
-        and _is_op(part[1], "(")
-        and _closes_at_end(part)
-        and _closes_at_end(part[1:-1])
-    ):
-        part = part[1:-1]
-    return part
+def _is_bar(node):
+    return isinstance(node, Bin) and node.op in ("|", "||")
 
 
-def _closes_at_end(part):
-    depth = 0
-    for i, token in enumerate(part):
-        depth += _is_op(token, "(") - _is_op(token, ")")
-        if depth == 0:
-            return i == len(part) - 1
-    return False
+def _contains_bar(node):
+    return _contains(node, "|", "||")
 
 
-def _parse_random(text, part):
+def _contains(node, *ops):
+    if isinstance(node, (Bin, Unary)) and node.op in ops:
+        return True
+    children = {
+        Paren: lambda n: [n.inner],
+        Bin: lambda n: [n.left, n.right],
+        Unary: lambda n: [n.operand],
+        Call: lambda n: list(n.args) + [v for _, v in n.kwargs],
+    }
+    return any(_contains(c, *ops) for c in children.get(type(node), lambda n: [])(node))
+
+
+def _parse_random(reader, node):
     """The blocks of one bar term: ``(x || g)`` and ``(1 | a/b)`` give several."""
-    source = _source(text, part)
-    pieces = _split_top_level(part[1:-1], ("|", "||"))
-    if len(pieces) != 2 or not pieces[0][1] or not pieces[1][1]:
-        raise ValueError(
-            f"random-effect term {source!r} must read (terms | factor); {SUPPORTED_RANDOM}"
-        )
-    intercept, slopes = _random_effects(text, pieces[0][1], source)
-    factors = _grouping_factors(pieces[1][1], source)
-    if pieces[1][0] == "||":  # (x || g) = (1 | g) + (0 + x | g)
+    source = deparse(node)
+    try:
+        intercept, slopes, _ = reader.side(node.left, "random")
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {SUPPORTED_RANDOM}") from None
+    factors = _grouping_factors(reader, node.right, source)
+    if node.op == "||":  # (x || g) = (1 | g) + (0 + x | g)
         singles = [(True, ())] if intercept else []
         singles += [(False, (s,)) for s in slopes]
     else:
         singles = [(intercept, tuple(slopes))]
-    return [RandomBlock(f, i, s, source) for f in factors for i, s in singles]
+    return [RandomBlock(f, i, s, f"({source})") for f in factors for i, s in singles]
 
 
-def _random_effects(text, tokens, source):
-    """``(intercept, slope terms)`` of the left side of a bar."""
-    intercept, slopes = True, []
-    for sign, part in _summands(text, tokens, f"random-effect term {source!r}:"):
-        number = _intercept_token(part)
-        expanded = None if number is not None else _expand_term(part)
-        if number is not None:
-            intercept = intercept and (number == 1) == (sign > 0)
-        elif expanded is None or sign < 0:
-            raise ValueError(
-                f"random-effect term {source!r}: {_source(text, part)!r} is not supported; "
-                f"{SUPPORTED_RANDOM}.  Compute transformed columns in the data first."
-            )
-        else:
-            _add_terms(slopes, expanded, 1)
-    return intercept, slopes
-
-
-def _grouping_factors(tokens, source):
+def _grouping_factors(reader, node, source):
     """Factors of ``g``, ``a:b`` or ``a/b`` (= ``a`` and ``a:b``)."""
-    factors, prefix = [], ()
-    for _, part in _split_top_level(tokens, ("/",)):
-        names = _expand_term(part)
-        if names is None or len(names) != 1:
-            raise ValueError(
-                f"grouping factor of {source!r} must be a column, a:b or a/b; {SUPPORTED_RANDOM}"
-            )
-        prefix = tuple(dict.fromkeys(prefix + names[0]))
-        factors.append(prefix)
-    return factors
+    node = _strip(node)
+    if isinstance(node, Bin) and node.op == "/":
+        outer = _grouping_factors(reader, node.left, source)
+        inner = _grouping_factors(reader, node.right, source)
+        return outer + [tuple(dict.fromkeys(outer[-1] + f)) for f in inner]
+    if isinstance(node, Bin) and node.op == ":":
+        left = _grouping_factors(reader, node.left, source)
+        right = _grouping_factors(reader, node.right, source)
+        if len(left) == 1 and len(right) == 1:
+            return [tuple(dict.fromkeys(left[0] + right[0]))]
+    elif isinstance(node, Name):  # a column: named as the data name it (lme4's flist)
+        reader.variables.setdefault(node.name, node)
+        return [(node.name,)]
+    elif not isinstance(node, (Bin, Unary, Num)):
+        return [reader.variable(node)[0]]
+    raise ValueError(
+        f"grouping factor of ({source}) must be a column, a:b or a/b; {SUPPORTED_RANDOM}"
+    )
 
 
 def _check_factor_blocks(name, blocks):
@@ -294,54 +262,64 @@ def _check_factor_blocks(name, blocks):
             seen.append(frozenset(effect))
 
 
-def _random_structure(blocks):
+def _random_structure(blocks, variables):
     """``{factor label: (grouping variables, its lme4 terms)}`` in formula order."""
     by_factor = {}
     for block in blocks:
+        slopes = _in_r_order(block.slopes, variables)
+        block = RandomBlock(block.factor, block.intercept, slopes, block.source)
         by_factor.setdefault(":".join(block.factor), []).append(block)
     for name, group in by_factor.items():
         _check_factor_blocks(name, group)
     return {name: (group[0].factor, tuple(group)) for name, group in by_factor.items()}
 
 
-# ---------------------------------------------------------------------------
-# the whole formula
-
-
-@dataclass(frozen=True)
-class ParsedFormula:
-    response: str
-    fixed: FixedPart
-    random: dict  # factor label -> (grouping variables, tuple of RandomBlock)
-
-
-def parse_formula(formula):
+def parse_formula(formula, *, require_random=True):
     """Response, fixed part and random structure of an lme4 formula (no data needed)."""
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string such as 'y ~ x + (1 | g)', got {formula!r}")
-    tokens = _tokenize(formula)
-    sides = _split_top_level(tokens, ("~",))
-    if len(sides) != 2 or len(sides[0][1]) != 1 or sides[0][1][0].kind != "name":
-        raise ValueError(
-            f"formula {formula!r} must read 'response ~ terms' with a column name as the "
-            "response (transform the response in the data first)."
-        )
-    fixed, blocks = [], []
-    for sign, part in _summands(formula, sides[1][1], "formula"):
-        part = _strip_redundant_parens(part)
-        if _is_random_term(part) and sign > 0:
-            blocks.extend(_parse_random(formula, part))
-        elif any(_is_op(t, "|", "||") for t in part):
+    tree = parse_expression(formula)
+    if not (isinstance(tree, (Bin, Unary)) and tree.op == "~"):
+        raise ValueError(f"formula {formula!r} must read 'response ~ terms'")
+    reader = _Reader(formula)
+    response = None
+    if isinstance(tree, Bin):
+        if _contains(tree.left, "~") or _contains(tree.right, "~"):
+            raise ValueError(f"formula {formula!r} must read 'response ~ terms', with one '~'")
+        if _contains_bar(tree.left):
+            raise ValueError(f"formula {formula!r}: the response cannot hold a bar '|'")
+        response = reader.variable(_strip(tree.left))[0][0]
+    rhs = tree.right if isinstance(tree, Bin) else tree.operand
+    fixed_parts, blocks = [], []
+    for sign, part in _summands(rhs):
+        bare = _strip(part)
+        if _is_bar(bare) and isinstance(part, Paren) and sign > 0:
+            blocks.append(bare)
+        elif _contains_bar(part):
             raise ValueError(
-                f"random-effect term {_source(formula, part)!r} must be added in parentheses, "
+                f"random-effect term {deparse(part)!r} must be added in parentheses, "
                 f"as in y ~ x + (1 | g); {SUPPORTED_RANDOM}"
             )
         else:
-            fixed.append((sign, part))
-    if not blocks:
+            fixed_parts.append((sign, part))
+    intercept, terms, offsets = _fixed_side(reader, fixed_parts)
+    random_blocks = [b for node in blocks for b in _parse_random(reader, node)]
+    if require_random and not random_blocks:
         raise ValueError(
             f"formula {formula!r} has no random-effect term such as (1 | g); "
             "for a linear model use sklearn.linear_model.LinearRegression."
         )
-    response = sides[0][1][0].text
-    return ParsedFormula(response, _parse_fixed(formula, fixed), _random_structure(blocks))
+    order = list(reader.variables)
+    fixed = FixedPart(intercept, _in_r_order(terms, order), tuple(offsets))
+    random = _random_structure(random_blocks, order)
+    return ParsedFormula(response, fixed, random, dict(reader.variables), formula)
+
+
+def _fixed_side(reader, parts):
+    """The fixed part from its signed summands (intercept markers, terms, offsets)."""
+    if not parts:
+        return True, [], []
+    node = parts[0][1] if parts[0][0] > 0 else Unary("-", parts[0][1])
+    for sign, part in parts[1:]:
+        node = Bin("+" if sign > 0 else "-", node, part)
+    return reader.side(node, "fixed")

@@ -1,36 +1,19 @@
 """lme4's ``glmer(formula, data, family, weights, offset, nAGQ)`` in one call."""
 
-import numpy as np
-from pandas.api.types import is_numeric_dtype
-
-from ._mixed_glm import MixedLogisticRegression, MixedPoissonRegressor
-from .formula import _read_formula
+from ._formula_glmer import GlmerClassifier, GlmerRegressor
+from ._formula_read import column_or_values, refuse_row_selection, with_offset
 
 __all__ = ["glmer"]
-
-_FAMILIES = {"binomial": MixedLogisticRegression, "poisson": MixedPoissonRegressor}
-
-
-def _column_or_array(value, data, what):
-    """A column of ``data`` by name, or the values given."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value not in data.columns:
-            raise ValueError(f"{what} names column {value!r}, which is not in the data")
-        return data[value].to_numpy(dtype=float)
-    values = np.asarray(value, dtype=float).reshape(-1)
-    if values.shape[0] != len(data):
-        raise ValueError(f"{what} has {values.shape[0]} values for {len(data)} rows")
-    return values
 
 
 def glmer(formula, data, family="binomial", weights=None, offset=None, nAGQ=1, **params):
     """Fit an lme4 GLMM formula in one call, as lme4's ``glmer``.
 
-    The formula is read as by :func:`from_formula` (fixed part, categorical
-    columns coded as R's, ``(x | g)``, ``(x || g)``, crossed and nested
-    factors).
+    The formula is read with R's syntax and meaning, as by
+    :class:`GlmerClassifier` (binomial) and :class:`GlmerRegressor`
+    (Poisson): ``I(x^2)``, ``log(x)``, ``offset(log(t))``, categorical
+    columns coded as R's, ``cbind(successes, failures)`` responses, ``(x |
+    g)``, ``(x || g)``, crossed and nested factors.
 
     Parameters
     ----------
@@ -56,9 +39,10 @@ def glmer(formula, data, family="binomial", weights=None, offset=None, nAGQ=1, *
 
     Returns
     -------
-    MixedLogisticRegression or MixedPoissonRegressor
+    GlmerClassifier or GlmerRegressor
         The fitted estimator (binomial: ``classes_`` are ``[0, 1]`` for a
-        numeric response, the two labels otherwise).
+        numeric response, the two labels otherwise); ``predict`` and
+        ``predict_proba`` take raw data.
 
     Examples
     --------
@@ -77,22 +61,17 @@ def glmer(formula, data, family="binomial", weights=None, offset=None, nAGQ=1, *
     >>> list(model.fixed_effect_names_)
     ['(Intercept)', 'period2']
     """
-    if family not in _FAMILIES:
-        raise ValueError(f"family must be one of {sorted(_FAMILIES)}, got {family!r}")
+    if family not in ("binomial", "poisson"):
+        raise ValueError(f"family must be 'binomial' or 'poisson', got {family!r}")
     if "method" in params:
         raise ValueError("GLMMs are fitted by maximum likelihood; glmer takes no method=")
-    X, y, groups, formula_params, _, _ = _read_formula(
-        formula, data, params, numeric_response=family == "poisson"
-    )
-    formula_params.pop("fixed_terms", None)
-    estimator = _FAMILIES[family](nagq=nAGQ, **formula_params, **params)
-    w = _column_or_array(weights, data, "weights")
-    off = _column_or_array(offset, data, "offset")
-    groups = groups if groups.shape[1] else None
-    if family == "poisson":
-        return estimator.fit(X, y.astype(float), groups=groups, sample_weight=w, offset=off)
-    if off is not None:
+    refuse_row_selection(params)
+    w = column_or_values(weights, data, "weights")
+    if offset is not None and family != "poisson":
         raise ValueError("offset is supported for the Poisson family only")
-    if is_numeric_dtype(y):
-        return estimator._fit_proportions(X, y.to_numpy(dtype=float), groups, w)
-    return estimator.fit(X, y, groups=groups, sample_weight=w)
+    formula, data = with_offset(formula, data, offset)
+    if family == "poisson":
+        estimator = GlmerRegressor(formula, nagq=nAGQ, **params)
+    else:
+        estimator = GlmerClassifier(formula, nagq=nAGQ, **params)
+    return estimator.fit(data, sample_weight=w)

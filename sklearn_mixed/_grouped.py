@@ -18,9 +18,20 @@ from sklearn.utils.validation import check_is_fitted
 from ._design import build_rows
 from ._groups import INTERCEPT, resolve_fixed_features, split_group_columns, validate_groups
 from .core import nesting_pairs
-from .exceptions import PopulationPredictionWarning
+from .exceptions import NoGroupsWarning, PopulationPredictionWarning
 
 __all__ = ["GroupedModelMixin", "split_features_and_groups"]
+
+
+NO_GROUPS_ADVICE = (
+    "Pass groups=... to fit. In cross_validate, GridSearchCV or a Pipeline, a groups= "
+    "argument is used for splitting only unless metadata routing is on: "
+    "sklearn.set_config(enable_metadata_routing=True) and "
+    "estimator.set_fit_request(groups=True) (and set_predict_request / set_score_request); "
+    "or keep the grouping columns in X and name them with group_cols=[...]; or use the "
+    "formula estimators (LmerRegressor), which read the groups from X. See the "
+    "'pipelines' page of the documentation."
+)
 
 
 class GroupedModelMixin:
@@ -36,6 +47,8 @@ class GroupedModelMixin:
         the grouping factors, the fixed features, each factor's random effects
         (``_random_specs``); ``options`` go to ``build_rows``."""
         feature_names = self._feature_names()
+        if groups is None:
+            self._check_no_groups()
         factors = None if groups is None else validate_groups(groups, X.shape[0])
         fixed = resolve_fixed_features(getattr(self, "fixed_features", None), feature_names)
         if not fixed and not self.fit_intercept and groups is None:
@@ -48,6 +61,24 @@ class GroupedModelMixin:
             fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
             **options,
         )  # fmt: skip
+
+    def _check_no_groups(self):
+        """``fit`` without groups: an error when random effects are configured,
+        else a :class:`NoGroupsWarning` (the groups were likely dropped on the way)."""
+        params = self.get_params(deep=False)
+        configured = [p for p in ("random_slopes", "random_effects") if params.get(p)]
+        configured += ["covariance"] * isinstance(params.get("covariance"), dict)
+        if configured:
+            raise ValueError(
+                f"fit received no groups, but {', '.join(f'{p}={params[p]!r}' for p in configured)}"
+                f" configures random effects. {NO_GROUPS_ADVICE}"
+            )
+        warnings.warn(
+            "fit received no groups: fitting a model without random effects (no group "
+            f"shrinkage). {NO_GROUPS_ADVICE}",
+            NoGroupsWarning,
+            stacklevel=4,
+        )
 
     def _store_fitted_model(self, design, fit):
         """The fitted attributes every mixed model has, from its ``design``

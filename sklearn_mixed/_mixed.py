@@ -125,12 +125,23 @@ class MixedLinearRegressor(_BaseMixedRegressor):
     theta_ : ndarray
         lme4's relative covariance parameters, factors in the order given.
     log_likelihood_ : float
-        REML criterion for ``method="reml"``, log-likelihood otherwise (the
-        value of lme4's ``logLik``).
+        The value of lme4's ``logLik(fit)``.  For ``method="ml"`` the
+        maximized log-likelihood; for ``method="reml"`` the restricted (REML)
+        log-likelihood, ``-REMLcrit / 2``, not the log-likelihood of the data
+        at the REML estimates: it compares only fits with the same fixed
+        effects.
     deviance_ : float
-        ``-2 log_likelihood_`` (lme4's "REML criterion at convergence" for REML).
+        ``-2 log_likelihood_``: for REML the REML criterion (lme4's
+        ``REMLcrit(fit)``, printed as "REML criterion at convergence"), not
+        lme4's ``deviance(fit)`` of a REML fit; for ML the deviance (lme4's
+        ``deviance(fit)``).
     aic_, bic_ : float
-        Information criteria from ``log_likelihood_``.
+        ``deviance_ + 2 k`` and ``deviance_ + log(n) k``, ``k`` the fixed
+        effects, covariance parameters and residual variance (unless
+        ``fixed_sigma``), as lme4's ``AIC(fit)`` and ``BIC(fit)``: from the
+        REML criterion for REML fits (comparable only with the same fixed
+        effects; :func:`~sklearn_mixed.anova` refits by ML), from the
+        log-likelihood for ML fits.
     n_iter_ : int
         Optimizer iterations.
     converged_ : bool

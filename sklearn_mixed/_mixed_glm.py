@@ -84,8 +84,13 @@ _SHARED_ATTRIBUTES = """
         binomial coefficients or ``log y!``), or the adaptive Gauss-Hermite
         one (``nagq > 1``, on lme4's deviance scale: without those constants).
     deviance_ : float
-        ``-2 log_likelihood_``.
+        ``-2 log_likelihood_``, the "deviance" of lme4's ``summary(fit)`` (not
+        lme4's ``deviance(fit)``, which for a GLMM is the conditional
+        deviance, the sum of squared deviance residuals).
     aic_, bic_ : float
+        ``deviance_ + 2 k`` and ``deviance_ + log(n) k``, ``k`` the fixed
+        effects and covariance parameters (no dispersion), as lme4's
+        ``AIC(fit)`` and ``BIC(fit)``.
     n_iter_ : int
         Optimizer iterations (both stages).
     converged_ : bool
@@ -230,8 +235,26 @@ class MixedLogisticRegression(ClassifierMixin, _BaseMixedGLM):
                 "needs both classes (the estimates would diverge)."
             )
 
-    def _fit_proportions(self, X, proportion, groups, trials):
-        """lme4's ``prop ~ ..., weights = trials``: fit to proportions of successes."""
+    def fit_proportions(self, X, proportion, groups=None, trials=None):
+        """Fit to proportions of successes out of ``trials``: lme4's ``prop ~ ...,
+        weights = trials`` (= ``cbind(successes, failures) ~ ...``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        proportion : array-like of shape (n_samples,)
+            Proportions of successes, in [0, 1].
+        groups : array-like, default=None
+            Grouping factors as in :meth:`fit`.
+        trials : array-like of shape (n_samples,), default=None
+            Numbers of trials (1 when None); the log-likelihood includes the
+            binomial coefficients, as lme4's.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator, with ``classes_ = [0, 1]``.
+        """
         X, proportion, groups = self._validate_input(X, proportion, groups, y_numeric=True)
         self.classes_ = np.array([0, 1])
         return self._fit(X, proportion, groups, trials, None)

@@ -130,7 +130,8 @@ class ReadingMixin:
         -------
         tests : DataFrame
             Indexed by fixed effect; columns ``estimate``, ``std_error``,
-            ``df``, ``t_value`` and ``p_value`` (two-sided).
+            ``df``, ``t_value`` and ``p_value`` (two-sided).  It prints
+            whole whatever pandas' display options (a DataFrame subclass).
 
         Raises
         ------
@@ -178,7 +179,8 @@ class ReadingMixin:
         -------
         table : DataFrame
             Indexed by term: ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``,
-            ``F value``, ``Pr(>F)``.
+            ``F value``, ``Pr(>F)``.  It prints whole whatever pandas'
+            display options (a DataFrame subclass).
 
         Examples
         --------

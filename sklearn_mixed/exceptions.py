@@ -1,6 +1,11 @@
 """Warnings raised by sklearn-mixed estimators."""
 
-__all__ = ["ExactFitWarning", "PopulationPredictionWarning", "SingularFitWarning"]
+__all__ = [
+    "ExactFitWarning",
+    "NoGroupsWarning",
+    "PopulationPredictionWarning",
+    "SingularFitWarning",
+]
 
 
 class SingularFitWarning(UserWarning):
@@ -24,4 +29,17 @@ class ExactFitWarning(UserWarning):
 
     The residual and random-effect variances are then 0 and the likelihood is
     unbounded: the variance components are not estimable from these data.
+    """
+
+
+class NoGroupsWarning(UserWarning):
+    """``fit`` received no grouping factors: the model has no random effects.
+
+    The fit is then an ordinary linear (or generalized linear) model, without
+    shrinkage.  Usually the groups were meant to be there and were dropped on
+    the way: scikit-learn's ``cross_validate``, ``GridSearchCV`` and
+    ``Pipeline`` use a ``groups=`` argument for splitting only unless
+    metadata routing is enabled.  An estimator configured for random effects
+    (``random_slopes``, ``random_effects``, a ``covariance`` dict) raises a
+    ``ValueError`` instead of fitting without them.
     """

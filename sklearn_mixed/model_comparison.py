@@ -19,6 +19,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from ._fixed_tests import fixed_effects_tests
+from ._formula_estimators import array_estimator
+from ._tables import ResultTable
 
 __all__ = ["BOUNDARY_NOTE", "anova", "fixed_effects_tests", "information_criteria"]
 
@@ -78,7 +80,8 @@ def anova(*models, refit=True, names=None, ddf="satterthwaite"):
         ``Pr(>Chisq)`` (missing in the first row, and ``Pr(>Chisq)`` missing
         when ``Df`` is 0).  ``table.attrs["note"]`` holds the boundary caveat
         below and ``table.attrs["refitted"]`` the names of the models refitted
-        by ML.
+        by ML.  ``print(table)`` shows the whole table whatever pandas'
+        display options (a DataFrame subclass; with one model too).
 
     Warns
     -----
@@ -118,6 +121,7 @@ def anova(*models, refit=True, names=None, ddf="satterthwaite"):
     >>> table.attrs["refitted"]
     ['intercept', 'slope']
     """
+    models = tuple(map(array_estimator, models))  # a formula estimator's fit
     if len(models) == 1:
         _check_models(models, None, minimum=1)
         return models[0].anova(ddf=ddf)
@@ -164,7 +168,8 @@ def information_criteria(*models, names=None):
     -------
     table : DataFrame
         One row per model, in the order given: ``npar``, ``AIC``, ``BIC``,
-        ``logLik``, ``deviance`` and ``criterion``.
+        ``logLik``, ``deviance`` and ``criterion``; it prints whole, as
+        :func:`anova`'s table.
 
     Examples
     --------
@@ -179,6 +184,7 @@ def information_criteria(*models, names=None):
     model 1     4  1802.08  1814.85 -897.04   1794.08        ML
     model 2     6  1763.94  1783.10 -875.97   1751.94        ML
     """
+    models = tuple(map(array_estimator, models))  # a formula estimator's fit
     names = _check_models(models, names, minimum=1)
     if len(models) > 1:
         problem = _incomparable_criteria(models)
@@ -326,7 +332,7 @@ def _criteria_table(criteria, names, model):
     npar = np.array([c[0] for c in criteria])
     loglik = np.array([c[1] for c in criteria])
     n = model.model_.n
-    return pd.DataFrame(
+    return ResultTable(
         {
             "npar": npar,
             "AIC": -2.0 * loglik + 2.0 * npar,

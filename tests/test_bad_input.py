@@ -251,6 +251,23 @@ def test_rank_deficient_numpy_X_names_column(sleep):
     assert m.aliased_features_ == ["x1"]
 
 
+def test_dummies_of_every_cell_with_an_intercept_are_aliased():
+    """lme4's ``y ~ f:g + (1 | r)`` (e.g. cake's ``temperature:recipe``): 18 cell
+    dummies and the intercept, rank 18.  On the Gram matrix the last pivot is
+    ~1e-13 of its column's norm (rounding), above lme4's tol^2 = 1e-14: the
+    rounding floor of rank.py catches it, as R's QR does (drops the last cell)."""
+    rng = np.random.default_rng(0)
+    f = np.repeat(list("abcdef"), 45)
+    g = np.tile(np.repeat(list("ABC"), 15), 6)
+    r = np.tile(np.arange(15).astype(str), 18)
+    y = rng.normal(size=270) + np.tile(rng.normal(size=15), 18)
+    X = pd.get_dummies(pd.Series(f) + ":" + g, dtype=float)
+    with pytest.warns(UserWarning, match=r"dropping 1 column.*\['f:C'\]"):
+        m = MixedLinearRegressor().fit(X, y, groups=r)
+    ref = MixedLinearRegressor().fit(X.drop(columns="f:C"), y, groups=r)
+    np.testing.assert_allclose(m.log_likelihood_, ref.log_likelihood_, rtol=1e-9)
+
+
 def test_constant_column_without_intercept_is_fine(sleep):
     df, X, y, g = sleep
     m = MixedLinearRegressor(fit_intercept=False).fit(X.assign(Const=1.0), y, groups=g)

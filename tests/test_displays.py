@@ -354,6 +354,92 @@ def test_unknown_term(sleep, display):
         display.from_estimator(sleep[0], term="Hours")
 
 
+def _many_levels(n, seed=0):
+    rng = np.random.default_rng(seed)
+    modes = rng.normal(size=n)
+    return [f"school {i:03d}" for i in range(n)], modes, np.full(n, 0.3)
+
+
+def test_caterpillar_figure_grows_with_the_levels():
+    default = plt.rcParams["figure.figsize"]
+    heights = []
+    for n in (6, 18, 30, 72):
+        disp = CaterpillarDisplay(*_many_levels(n), factor="school").plot()
+        width, height = disp.figure_.get_size_inches()
+        assert width == pytest.approx(default[0])
+        heights.append(height)
+    assert heights[0] == heights[1] == pytest.approx(default[1])  # few levels: default size
+    assert heights[1] < heights[2] < heights[3] <= 15.0
+    # 72 levels: every label drawn, and none overlaps the next
+    disp = CaterpillarDisplay(*_many_levels(72), factor="school").plot()
+    assert len(_tick_labels(disp.ax_)) == 72
+    disp.figure_.canvas.draw()
+    renderer = disp.figure_.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in disp.ax_.get_yticklabels()]
+    assert all(low.y1 <= high.y0 + 0.5 for low, high in zip(boxes[:-1], boxes[1:], strict=True))
+
+
+def test_caterpillar_height_is_bounded_and_labels_shrink_only_if_needed():
+    size = plt.rcParams["ytick.labelsize"]
+    default = matplotlib.font_manager.FontProperties(size=size).get_size_in_points()
+    few = CaterpillarDisplay(*_many_levels(72)).plot()
+    assert few.ax_.get_yticklabels()[0].get_fontsize() == pytest.approx(default)
+    many = CaterpillarDisplay(*_many_levels(400)).plot()
+    assert many.figure_.get_size_inches()[1] == pytest.approx(15.0)
+    assert many.ax_.get_yticklabels()[0].get_fontsize() < default
+
+
+def test_caterpillar_keeps_the_size_of_a_given_ax():
+    fig, ax = plt.subplots(figsize=(3, 2))
+    disp = CaterpillarDisplay(*_many_levels(72)).plot(ax=ax)
+    np.testing.assert_allclose(disp.figure_.get_size_inches(), [3, 2])
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+@pytest.mark.parametrize("term", ["(Intercept)", "Days"])
+def test_caterpillar_n_extremes_draws_the_extreme_levels(sleep, k, term):
+    model = sleep[0]
+    disp = CaterpillarDisplay.from_estimator(model, term=term, n_extremes=k)
+    modes = model.random_effects_["Subject"][term].sort_values(kind="stable")
+    expected = list(modes.index[:k]) + list(modes.index[-k:])
+    assert len(disp.points_.get_offsets()) == 2 * k == len(_tick_labels(disp.ax_))
+    assert _segments(disp.intervals_).shape == (2 * k, 2, 2)
+    assert _tick_labels(disp.ax_) == [str(level) for level in expected]
+    np.testing.assert_allclose(disp.points_.get_offsets()[:, 0], modes[expected])
+    assert disp.levels_.size == 18  # the display keeps every level
+    np.testing.assert_array_equal(disp.levels_[disp.drawn_indices_], expected)
+    assert disp.gap_line_.get_ydata()[0] == pytest.approx(k - 0.5)
+    assert f"{k} smallest and {k} largest modes of 18 levels" in disp.ax_.get_ylabel()
+
+
+def test_caterpillar_n_extremes_in_model_order(sleep):
+    model = sleep[0]
+    disp = CaterpillarDisplay.from_estimator(model, order=False, n_extremes=2)
+    modes = model.random_effects_["Subject"]["(Intercept)"]
+    extremes = set(modes.nsmallest(2).index) | set(modes.nlargest(2).index)
+    assert _tick_labels(disp.ax_) == [str(level) for level in modes.index if level in extremes]
+
+
+def test_caterpillar_n_extremes_on_plot_and_when_all_fit(sleep):
+    disp = CaterpillarDisplay.from_estimator(sleep[0])
+    _, ax = plt.subplots()
+    disp.plot(ax=ax, n_extremes=4)
+    assert len(disp.points_.get_offsets()) == 8
+    for k in (9, 50):  # 2k >= 18: every level, no gap
+        disp.plot(n_extremes=k)
+        assert len(disp.points_.get_offsets()) == 18 and disp.gap_line_ is None
+    disp.plot()
+    assert len(disp.points_.get_offsets()) == 18
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "3", True])
+def test_caterpillar_n_extremes_must_be_a_positive_integer(sleep, bad):
+    figures = plt.get_fignums()
+    with pytest.raises(ValueError, match="n_extremes must be a positive integer"):
+        CaterpillarDisplay.from_estimator(sleep[0], n_extremes=bad)
+    assert plt.get_fignums() == figures  # refused before drawing
+
+
 def test_caterpillar_level_must_be_a_probability(sleep):
     with pytest.raises(ValueError, match="level must be in"):
         CaterpillarDisplay.from_estimator(sleep[0], level=95)

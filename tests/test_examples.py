@@ -70,6 +70,8 @@ EXPECTED_OUTPUT = {
         "sd_Days|Subject               [    3.801,     8.753]  lme4 [    3.801,     8.753]",
         "Days         t   6.771  df  17.000  p 3.26e-06  lmerTest df 17.000, p 3.26e-06",
         "lme4: Chisq 42.1393, p 7.07e-10",
+        # lmer(Weight ~ Time + I(Time^2) + (Time | Pig), dietox): logLik -2131.234
+        "Weight ~ Time + I(Time^2) + (Time | Pig): logLik -2131.2340 (lme4 -2131.2340)",
     ],
     "plot_sleepstudy.py": [
         "REML criterion at convergence: 1743.6283",
@@ -93,6 +95,13 @@ EXPECTED_OUTPUT = {
         # Contraception, binomial): logLik -1186.364, district sd 0.4752
         "2388.7286  2433.2673 -1186.3643  2372.7286",
         "district sd on the log-odds scale: 0.475",
+    ],
+    "plot_formula_selection.py": [
+        # lmer(Weight ~ Time + I(Time^2) + (Time | Pig), dietox): logLik -2131.234
+        # (tests/data/formula/a_quadratic_slope.json, lme4 1.1-31)
+        "logLik -2131.2340 (lme4 -2131.2340)",
+        "best for later weeks: Weight ~ poly(Time, 3) + (Time | Pig)",
+        "predicted weights at week 13: [104.5 106.3]",
     ],
     "plot_diagnostics.py": [
         "REML criterion at convergence: 1743.6283",

@@ -63,7 +63,7 @@ def _estimator(ref, df):
                        offset=offset)  # fmt: skip
     est = MixedLogisticRegression(**params)
     if weights is not None:  # proportions of trials: lme4's prop ~ ..., weights = size
-        return est._fit_proportions(df[fixed], df[ref["response"]], groups, weights)
+        return est.fit_proportions(df[fixed], df[ref["response"]], groups, weights)
     return est.fit(df[fixed], df[ref["response"]], groups=groups)
 
 

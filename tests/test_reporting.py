@@ -1,13 +1,21 @@
 """summary(), variance-component tables, the 95% ranges and the fit warnings."""
 
+import html
 import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_mixed import MixedLinearRegressor, SingularFitWarning
+from sklearn_mixed import (
+    MixedLinearRegressor,
+    MixedLogisticRegression,
+    SingularFitWarning,
+    anova,
+    information_criteria,
+)
 from sklearn_mixed._results import effect_ranges
 from sklearn_mixed.datasets import load_dyestuff2, load_pastes, load_sleepstudy
 
@@ -102,3 +110,89 @@ def test_summary_without_groups():
     est = MixedLinearRegressor().fit(df[["Days"]], df["Reaction"])
     text = est.summary()
     assert "No grouping factors" in text and "Random effects" not in text
+
+
+# ------------------------------------------------- tables print whole at any width
+NARROW = ("display.width", 40, "display.max_columns", 3, "display.max_rows", 1)
+
+
+def _assert_prints_whole(table):
+    """Every column name, every row label and every value's row show in print()."""
+    with pd.option_context(*NARROW):
+        text = str(table)
+        assert repr(table) == text
+        notebook = table._repr_html_()
+    assert "..." not in text
+    lines = text.splitlines()
+    for column in table.columns:
+        assert str(column) in text
+        assert html.escape(str(column)) in notebook
+    for label in table.index:
+        assert any(line.startswith(str(label)) for line in lines), (label, text)
+    assert text == table.to_string()
+
+
+@pytest.fixture(scope="module")
+def sleep_models():
+    df = load_sleepstudy()
+    X, y, subject = df[["Days"]], df["Reaction"], df["Subject"]
+    m0 = MixedLinearRegressor().fit(X, y, groups=subject)
+    m1 = MixedLinearRegressor(random_slopes=["Days"]).fit(X, y, groups=subject)
+    return m0, m1
+
+
+@pytest.fixture(scope="module")
+def binary_models():
+    rng = np.random.default_rng(0)
+    g = np.repeat([f"g{j:02d}" for j in range(30)], 20)
+    x, z = rng.normal(size=g.size), rng.normal(size=g.size)
+    b = rng.normal(0, 1.0, 30)[np.repeat(np.arange(30), 20)]
+    y = (rng.random(g.size) < 1 / (1 + np.exp(-(0.8 * x - 0.5 * z + b)))).astype(int)
+    X, groups = pd.DataFrame({"x": x, "z": z}), pd.Series(g, name="g")
+    small = MixedLogisticRegression(fixed_features=["x"]).fit(X, y, groups=groups)
+    large = MixedLogisticRegression().fit(X, y, groups=groups)
+    return small, large
+
+
+def test_anova_of_lmms_prints_whole(sleep_models):
+    table = anova(*sleep_models, names=["intercept", "slope"])
+    _assert_prints_whole(table)
+    assert len(table.columns) == 8 and list(table.index) == ["intercept", "slope"]
+    # still a DataFrame to compute with
+    assert isinstance(table, pd.DataFrame)
+    assert table.loc["slope", "Df"] == 2
+    assert (table["npar"] == [4, 6]).all()
+    pd.testing.assert_series_equal(table["AIC"], -2 * table["logLik"] + 2 * table["npar"],
+                                   check_names=False)  # fmt: skip
+    _assert_prints_whole(table.round(2))  # derived tables print whole too
+    assert type(pd.DataFrame(table)) is pd.DataFrame
+
+
+def test_anova_of_glmms_prints_whole(binary_models):
+    table = anova(*binary_models, names=["x", "x + z"])
+    _assert_prints_whole(table)
+    assert list(table.columns)[-1] == "Pr(>Chisq)"
+    assert table.loc["x + z", "Df"] == 1
+
+
+def test_f_tests_and_criteria_print_whole(sleep_models):
+    for table in (
+        anova(sleep_models[1]),
+        sleep_models[1].fixed_effects_tests(),
+        information_criteria(*sleep_models),
+    ):
+        _assert_prints_whole(table)
+
+
+@pytest.mark.parametrize("which", ["lmm", "glmm"])
+def test_summary_prints_whole(sleep_models, binary_models, which):
+    model = sleep_models[1] if which == "lmm" else binary_models[1]
+    with pd.option_context(*NARROW):
+        narrow = model.summary()
+    assert narrow == model.summary()  # independent of the display options
+    assert "..." not in narrow
+    columns = ["Estimate", "Std. Error", "t value"] if which == "lmm" else ["z value", "Pr(>|z|)"]
+    for column in columns:
+        assert column in narrow
+    for name in model.fixed_effect_names_:
+        assert re.search(rf"^\s+{re.escape(name)}\s+-?\d", narrow, flags=re.M), name

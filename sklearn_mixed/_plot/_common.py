@@ -19,11 +19,12 @@ def import_pyplot(display_name):
     return plt
 
 
-def axes_and_figure(ax, display_name):
-    """``(ax, figure)``: the given axes and their figure, or a new figure's axes."""
+def axes_and_figure(ax, display_name, figsize=None):
+    """``(ax, figure)``: the given axes and their figure, or a new figure's axes
+    (of size ``figsize``, matplotlib's default when ``None``)."""
     plt = import_pyplot(display_name)
     if ax is None:
-        _, ax = plt.subplots()
+        _, ax = plt.subplots(figsize=figsize)
     return ax, ax.figure
 
 

@@ -41,7 +41,7 @@ from .deviance import (
 from .gradient import blocked_gradients
 from .layout import ThetaLayout, elimination_order
 from .memory import check_dense_block
-from .optimize import minimize_deviance
+from .optimize import better_outcome, minimize_deviance
 from .paired import PAIR_BUDGET, PairedDeviance, paired_size
 from .reduction import ModelRows, intercept_column
 from .single import SingleTermDeviance
@@ -470,19 +470,34 @@ class LinearMixedModel:
             return fit_iterative_model(self, max_iter=max_iter, tol=tol, **iterative_options)
         with self.threads():
             theta0 = self.start() if start is None else self._feasible(start)
-            self.optimizer = minimize_deviance(
-                self.deviance,
-                theta0,
-                self.layout.lower,
-                value_and_gradient=self.value_and_gradient if self.has_gradient else None,
-                max_iter=max_iter,
-                tol=tol,
-                projected=self.layout.start.size <= _PROJECTED_BFGS_UP_TO,
-                scale=self.layout.inverse_hessian_guess(theta0, [t.n_levels for t in self.terms]),
-            )
+            self.optimizer = self._minimize(theta0, max_iter, tol)
+            if start is None and self._stuck_on_boundary(self.optimizer.theta):
+                self.optimizer = better_outcome(
+                    self.optimizer, self._minimize(2 * theta0, max_iter, tol), tol
+                )
             self.theta = self.optimizer.theta
             self._result = None
         return self
+
+    def _minimize(self, theta0, max_iter, tol):
+        return minimize_deviance(
+            self.deviance,
+            theta0,
+            self.layout.lower,
+            value_and_gradient=self.value_and_gradient if self.has_gradient else None,
+            max_iter=max_iter,
+            tol=tol,
+            projected=self.layout.start.size <= _PROJECTED_BFGS_UP_TO,
+            scale=self.layout.inverse_hessian_guess(theta0, [t.n_levels for t in self.terms]),
+        )
+
+    def _stuck_on_boundary(self, theta):
+        """A singular fit of a model with a correlated block: possibly a local
+        minimum on the boundary (lme4's ``(f || g)``, f categorical, on oats
+        stops there from the default start), worth one more start."""
+        lower = self.layout.lower
+        bounded = np.isfinite(lower)
+        return bool(bounded.sum() < theta.size and np.any(theta[bounded] <= lower[bounded] + 1e-6))
 
     def _feasible(self, start):
         start = np.array(start, dtype=float)

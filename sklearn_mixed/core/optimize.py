@@ -10,7 +10,7 @@ failure near a boundary, say) the point is polished by bounded Nelder-Mead, a
 derivative-free method, as lme4 relies on one (BOBYQA).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import minimize
@@ -44,6 +44,15 @@ class OptimizeOutcome:
     n_evaluations: int
     converged: bool
     message: str
+
+
+def better_outcome(first, second, tol):
+    """The outcome with the lower deviance (the first unless the second is lower by
+    more than ``tol`` relative), with both searches' iterations and evaluations."""
+    lower = second.deviance < first.deviance - tol * max(1.0, abs(first.deviance))
+    best = second if lower else first
+    return replace(best, n_iter=first.n_iter + second.n_iter,
+                   n_evaluations=first.n_evaluations + second.n_evaluations)  # fmt: skip
 
 
 class _CountedObjective:

@@ -8,7 +8,8 @@ their dtype is ``object`` or pandas' string dtype depending on the pandas versio
 Rows are in the order of the original R data sets.
 
 The first five data sets come from the R package lme4 (version 1.1-31), ``Hsb82``
-and ``Contraception`` from the R package mlmRev.
+and ``Contraception`` from the R package mlmRev, ``dietox`` from the R package
+geepack.
 """
 
 from importlib import resources
@@ -17,6 +18,7 @@ import pandas as pd
 
 __all__ = [
     "load_contraception",
+    "load_dietox",
     "load_dyestuff",
     "load_dyestuff2",
     "load_hsb82",
@@ -353,3 +355,64 @@ def load_contraception():
     60
     """
     return _load("contraception.csv", ["use", "urban", "livch", "district"])
+
+
+def load_dietox():
+    """Load the dietox data: growth curves of pigs in a 3 x 3 factorial experiment.
+
+    Weight of 72 slaughter pigs measured weekly for 12 weeks (three pigs have
+    11 measurements), with their cumulated feed intake. The pigs received one
+    of 3 doses of vitamin E (0, 100, 200 mg dl-alpha-tocopheryl acetate per kg
+    feed) combined with one of 3 doses of copper (0, 35, 175 mg per kg feed);
+    the pigs are littermates (21 litters).
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (861, 9)
+        Columns:
+
+        - ``Weight`` (float): weight, in kg.
+        - ``Feed`` (float): cumulated feed intake, in kg; missing (NaN) in
+          week 1 (72 rows).
+        - ``Time`` (int): week in the experiment, 1 to 12.
+        - ``Pig`` (str): pig identifier, 72 levels (``"4601"``, ...,
+          ``"8442"``), 11 or 12 rows each.
+        - ``Evit`` (int): vitamin E dose, coded 1, 2, 3 (R's levels
+          ``"Evit000"``, ``"Evit100"``, ``"Evit200"``).
+        - ``Cu`` (int): copper dose, coded 1, 2, 3 (R's levels ``"Cu000"``,
+          ``"Cu035"``, ``"Cu175"``).
+        - ``Litter`` (str): litter identifier, 21 levels (``"1"``, ...,
+          ``"24"``); every pig belongs to one litter.
+        - ``Start`` (float): start weight in the experiment (the weight in
+          week 1), in kg.
+        - ``CuF`` (str): copper dose as R's factor labels, ``"Cu000"``,
+          ``"Cu035"`` or ``"Cu175"`` (the same information as ``Cu``).
+
+    Notes
+    -----
+    Canonical lme4 model (quadratic growth curve, random intercept and slope
+    per pig)::
+
+        Weight ~ Time + I(Time^2) + (Time | Pig)
+
+    Provenance: R package geepack (1.3.9), data set ``dietox``, exported by
+    ``tools/make_formula_references.R`` (``Evit`` and ``Cu`` as the integer
+    codes of R's factors, ``CuF`` added). Original source: Lauridsen, C.,
+    Højsgaard, S. and Sørensen, M. T. (1999), Influence of dietary rapeseed
+    oil, vitamin E, and copper on performance and antioxidant and oxidative
+    status of pigs, *Journal of Animal Science* 77, 906-916.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_dietox
+    >>> df = load_dietox()
+    >>> df.shape
+    (861, 9)
+    >>> list(df.columns)
+    ['Weight', 'Feed', 'Time', 'Pig', 'Evit', 'Cu', 'Litter', 'Start', 'CuF']
+    >>> df["Pig"].nunique(), df["Litter"].nunique()
+    (72, 21)
+    >>> int(df["Feed"].isna().sum())
+    72
+    """
+    return _load("dietox.csv", ["Pig", "Litter", "CuF"])
