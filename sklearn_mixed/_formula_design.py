@@ -32,14 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Column", "term_codings", "term_columns", "type3_hypotheses"]
+from ._formula_vars import label
 
-
-def _level_name(level):
-    """A level as R prints it in a column name: ``TRUE`` for logicals, else ``str``."""
-    if isinstance(level, (bool, np.bool_)):
-        return "TRUE" if level else "FALSE"
-    return str(level)
+__all__ = ["Column", "term_codings", "term_columns", "type3_hypotheses", "zapsmall"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ def _choices(variable, coding, frame):
         return [(suffix, None, j) for j, suffix in enumerate(info.suffixes)]  # ordered: contr.poly
     if info.kind == "factor":
         levels = info.levels[1:] if coding.get(variable) == "contrasts" else info.levels
-        return [(_level_name(level), level, None) for level in levels]
+        return [(label(level), level, None) for level in levels]
     if info.kind == "matrix":
         return [(suffix, None, j) for j, suffix in enumerate(info.suffixes)]
     return [("", None, None)]
@@ -113,7 +108,7 @@ def _is_level(info, j):
     return info.kind == "factor" and j is None
 
 
-def _zapsmall(x, digits=7):
+def zapsmall(x, digits=7):
     """R's ``zapsmall``: round to ``digits`` significant digits of the largest entry."""
     x = np.asarray(x, dtype=float)
     largest = np.max(np.abs(x)) if x.size else 0.0
@@ -162,7 +157,7 @@ def type3_hypotheses(terms, columns_by_term, frame, categorical, intercept):
     rd_names = (["(Intercept)"] if intercept else []) + [c.name for c in rd_columns]
     # L = t(ginv(X) rdX): rows the columns of rdX, columns those of X
     # ginv(X) rdX from the normal equations: p x p instead of n x p
-    L = _zapsmall((np.linalg.pinv(X.T @ X) @ (X.T @ rdX)).T)
+    L = zapsmall((np.linalg.pinv(X.T @ X) @ (X.T @ rdX)).T)
     offset = 1 if intercept else 0
     spans, start = {}, offset
     for term in terms:
@@ -174,7 +169,7 @@ def type3_hypotheses(terms, columns_by_term, frame, categorical, intercept):
         if containing:
             basis = L[:, [j for t in containing for j in spans[t]]]
             coef = np.linalg.lstsq(basis, L[:, spans[term]], rcond=None)[0]
-            L[:, spans[term]] = _zapsmall(L[:, spans[term]] - basis @ coef)
+            L[:, spans[term]] = zapsmall(L[:, spans[term]] - basis @ coef)
     rows = [rd_names.index(name) for name in names]
     L = L[rows]
     out = {}

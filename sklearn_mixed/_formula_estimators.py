@@ -110,22 +110,23 @@ class FormulaEstimator(BaseEstimator):
 
     def _score_with(self, metric, X, y, sample_weight):
         """``metric(y, predict(X))``, ``y`` read from ``X`` when None."""
+        check_is_fitted(self)
         response = self._response(self.design_, self._data(X, reset=False), y)
         if is_numeric(response):
             response = numeric_response(response)
         return float(metric(response, self.predict(X), sample_weight=sample_weight))
 
     def __getattr__(self, name):
-        # Fitted attributes and reading methods are those of the estimator inside
-        # (not its input bookkeeping: our X is the raw data, its X the model matrix).
+        # The fitted attributes and reading methods of the estimator inside (not its
+        # parameters, its input bookkeeping or its fits on arrays).
         inner = vars(self).get("estimator_")
-        if name.startswith("_") or inner is None or name in _OWN:
+        if inner is None or not _forwarded(name) or not hasattr(inner, name):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return getattr(inner, name)
 
     def __dir__(self):
         inner = vars(self).get("estimator_")
-        extra = [n for n in dir(inner) if not n.startswith("_")] if inner is not None else []
+        extra = [n for n in dir(inner) if _forwarded(n)] if inner is not None else []
         return sorted(set(super().__dir__()) | set(extra))
 
     def _formula_tags(self, tags):
@@ -140,6 +141,18 @@ class FormulaEstimator(BaseEstimator):
 
 
 _OWN = ("feature_names_in_", "n_features_in_")
+# The reading methods of the array estimators (their fitted model, no new data).
+READING_METHODS = frozenset({
+    "anova", "confint", "cooks_distance", "effect_ranges", "fixed_effects_tests",
+    "influence", "intraclass_correlation", "leverage", "residuals", "shrinkage",
+    "studentized_residuals", "summary",
+})  # fmt: skip
+
+
+def _forwarded(name):
+    """Fitted attributes (``coef_``, ...) and reading methods are forwarded."""
+    fitted = name.endswith("_") and not name.startswith("_") and name not in _OWN
+    return fitted or name in READING_METHODS
 
 
 def array_estimator(model):
@@ -189,7 +202,9 @@ FORMULA_SYNTAX = """
       categorical in R's polynomial contrasts (``contrasts`` sets others),
       named as R names model-matrix columns (``CuFCu035``,
       ``Time:CuFCu035``, ``poly(Time, 2)1``, ``I(Time > 6)TRUE``,
-      ``EvitO.L``); levels in category order, else sorted;
+      ``EvitO.L``); levels in category order, else sorted as R sorts
+      them (numbers numerically, text in R's English collation: ``a < b <
+      B``, ``no < Yes``);
     - random terms ``(1 | g)``, ``(x | g)``, ``(x || g)``, ``(0 + x | g)``
       with ``x`` any variable above (``(log(Time) | Pig)``), crossed
       factors ``(1 | a) + (1 | b)``, nested ``(1 | a/b)`` and ``(1 | a:b)``.
@@ -274,11 +289,12 @@ class LmerRegressor(RegressorMixin, FormulaEstimator):
     ['(Intercept)', 'Days', 'I(Days^2)']
     >>> new = df.head(2).assign(Subject=["308", "a new subject"])
     >>> model.predict(new).round(1)
-    array([253.4, 253.5])
+    array([257.7, 263.2])
     """
     )
 
     _inner_class = MixedLinearRegressor
+    __metadata_request__predict = {"random_effects": True, "return_std": True}
 
     def __sklearn_tags__(self):
         return self._formula_tags(super().__sklearn_tags__())

@@ -17,7 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Bin", "Call", "Name", "Num", "Paren", "Str", "Unary", "deparse", "parse_expression"]
+__all__ = [
+    "Bin",
+    "Call",
+    "Name",
+    "Num",
+    "Paren",
+    "Str",
+    "Unary",
+    "children",
+    "deparse",
+    "parse_expression",
+    "strip_parens",
+    "walk",
+]
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,8 @@ class _Parser:
                 args.append(self.expression())
             if not self._at(")"):
                 self.take(",")
+                if self._at(")"):
+                    raise self.error(f"an argument is missing after ',' in {function}()")
         self.take(")")
         return Call(function, tuple(args), tuple(kwargs))
 
@@ -257,6 +272,27 @@ def deparse(node):
         return f"{deparse(node.left)}{sep}{deparse(node.right)}"
     args = [deparse(a) for a in node.args] + [f"{k} = {deparse(v)}" for k, v in node.kwargs]
     return f"{_name_text(node.function)}({', '.join(args)})"
+
+
+def children(node):
+    """The nodes directly under ``node`` (a call's arguments, named ones too)."""
+    if isinstance(node, Paren):
+        return [node.inner]
+    if isinstance(node, Unary):
+        return [node.operand]
+    if isinstance(node, Bin):
+        return [node.left, node.right]
+    if isinstance(node, Call):
+        return list(node.args) + [v for _, v in node.kwargs]
+    return []
+
+
+def walk(node, into_calls=True):
+    """``node`` and every node under it (not under calls when ``into_calls`` is False)."""
+    yield node
+    if into_calls or not isinstance(node, Call):
+        for child in children(node):
+            yield from walk(child, into_calls)
 
 
 def strip_parens(node):

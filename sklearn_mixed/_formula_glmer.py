@@ -11,7 +11,6 @@ failures)``; Poisson offsets come from the formula's ``offset(...)``.
 from numbers import Integral
 
 import numpy as np
-import pandas as pd
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -39,7 +38,11 @@ class _GlmerMixin:
         return self
 
     def _response(self, design, data, y):
-        if y is None and design.counts(data) is not None:
+        if design.counts(data) is not None or _is_counts(design):
+            if y is not None:
+                raise ValueError(
+                    f"the response {design.parsed.response!r} is read from X: pass y=None"
+                )
             return None  # cbind(successes, failures): read in _fit_response
         return super()._response(design, data, y)
 
@@ -101,12 +104,16 @@ class GlmerClassifier(ClassifierMixin, _GlmerMixin, FormulaEstimator):
     >>> model.fit(df).classes_
     array(['N', 'Y'], dtype=object)
     >>> model.predict_proba(df.head(2)).round(3)
-    array([[0.561, 0.439],
-           [0.861, 0.139]])
+    array([[0.84 , 0.16 ],
+           [0.777, 0.223]])
     """
     )
 
     _inner_class = MixedLogisticRegression
+    __metadata_request__predict = {"random_effects": True}
+    __metadata_request__predict_proba = {"random_effects": True}
+    __metadata_request__predict_log_proba = {"random_effects": True}
+    __metadata_request__decision_function = {"random_effects": True}
 
     def __sklearn_tags__(self):
         return self._formula_tags(super().__sklearn_tags__())
@@ -166,6 +173,27 @@ class GlmerClassifier(ClassifierMixin, _GlmerMixin, FormulaEstimator):
             self.classes_ = np.asarray(levels, dtype=object)
         else:
             self.estimator_.fit(features, response, groups=groups, sample_weight=sample_weight)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Accuracy on ``X`` (``y`` read from ``X`` when None).
+
+        Parameters
+        ----------
+        X : DataFrame
+        y : array-like of shape (n_samples,), default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        if _is_counts(self.design_ if hasattr(self, "design_") else None):
+            raise ValueError(
+                "a cbind(successes, failures) response has no label per row for a score: "
+                "compare predict_proba(X)[:, 1] with the proportions (e.g. log_loss with "
+                "the trials as sample_weight), or use log_likelihood_"
+            )
+        return self._score_with(accuracy_score, X, y, sample_weight)
 
     def _inner_call(self, method, X, random_effects):
         features, groups, _ = self._read_new(X, random_effects)
@@ -233,26 +261,20 @@ class GlmerClassifier(ClassifierMixin, _GlmerMixin, FormulaEstimator):
         """
         return self._inner_call("predict", X, random_effects)
 
-    def score(self, X, y=None, sample_weight=None):
-        """Accuracy on ``X`` (``y`` read from ``X`` when None).
 
-        Parameters
-        ----------
-        X : DataFrame
-        y : array-like of shape (n_samples,), default=None
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        score : float
-        """
-        return self._score_with(accuracy_score, X, y, sample_weight)
+def _is_counts(design):
+    """Whether the formula's response is ``cbind(successes, failures)``."""
+    if design is None or design.parsed.response is None:
+        return False
+    node = design.parsed.variables[design.parsed.response]
+    return getattr(node, "function", None) == "cbind"
 
 
 def _category_order(response):
-    """The two categories of a categorical response when their order is not the
-    sorted one (R models the second level, scikit-learn sorts the classes); else None."""
-    if response is None or not isinstance(response.dtype, pd.CategoricalDtype):
+    """The two levels of a response in R's order when it is not scikit-learn's
+    (R models the second level: categories in their order, text in R's
+    collation, ``"no" < "Yes"``; scikit-learn sorts by code point); else None."""
+    if response is None or is_numeric(response):
         return None
     levels = levels_of(response)
     if len(levels) != 2 or list(levels) == sorted(levels, key=str):
@@ -331,6 +353,7 @@ class GlmerRegressor(RegressorMixin, _GlmerMixin, FormulaEstimator):
     )
 
     _inner_class = MixedPoissonRegressor
+    __metadata_request__predict = {"random_effects": True}
 
     def __sklearn_tags__(self):
         return self._formula_tags(super().__sklearn_tags__())
@@ -372,6 +395,8 @@ class GlmerRegressor(RegressorMixin, _GlmerMixin, FormulaEstimator):
         return self._fit_glmm(X, y, sample_weight)
 
     def _fit_response(self, design, data, features, response, groups, offset, sample_weight):
+        if response is None:  # cbind(successes, failures)
+            raise ValueError("a cbind(successes, failures) response is binomial: GlmerClassifier")
         self.estimator_.fit(features, numeric_response(response), groups=groups,
                             sample_weight=sample_weight, offset=offset)  # fmt: skip
 

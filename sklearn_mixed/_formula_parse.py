@@ -19,7 +19,18 @@ g)`` are read by the same algebra on their left side, with ``g``, ``a:b`` or
 
 from dataclasses import dataclass, field
 
-from ._formula_expr import Bin, Call, Name, Num, Paren, Unary, deparse, parse_expression
+from ._formula_expr import (
+    Bin,
+    Call,
+    Name,
+    Num,
+    Paren,
+    Unary,
+    deparse,
+    parse_expression,
+    strip_parens,
+    walk,
+)
 
 __all__ = ["FixedPart", "ParsedFormula", "RandomBlock", "parse_formula"]
 
@@ -37,6 +48,7 @@ class _Reader:
 
     text: str
     variables: dict = field(default_factory=dict)
+    seen: list = field(default_factory=list)  # every variable read, in reading order
 
     def error(self, node, message):
         return ValueError(f"formula {self.text!r}: {deparse(node)!r} {message}")
@@ -46,6 +58,7 @@ class _Reader:
             raise self.error(node, "(all other columns) is not supported; name the columns")
         key = deparse(node)
         self.variables.setdefault(key, node)
+        self.seen.append(key)
         return [(key,)]
 
     def terms(self, node):
@@ -91,7 +104,7 @@ class _Reader:
         """``(intercept, terms, offsets)`` of a sum such as ``0 + x + offset(z) + 1``."""
         intercept, terms, offsets = True, [], []
         for sign, part in _summands(node):
-            bare = _strip(part)
+            bare = strip_parens(part)
             if isinstance(bare, Num) and bare.value in (0.0, 1.0):
                 intercept = (bare.value == 1.0) == (sign > 0)
             elif isinstance(bare, Call) and bare.function == "offset":
@@ -102,12 +115,6 @@ class _Reader:
             else:
                 _add_terms(terms, self.terms(part), sign)
         return intercept, terms, offsets
-
-
-def _strip(node):
-    while isinstance(node, Paren):
-        node = node.inner
-    return node
 
 
 def _summands(node):
@@ -190,28 +197,24 @@ def _is_bar(node):
 
 
 def _contains_bar(node):
-    return _contains(node, "|", "||")
+    """A bar outside function calls (inside one, ``I(a | b)``, it is R's logical or)."""
+    return _contains(node, "|", "||", into_calls=False)
 
 
-def _contains(node, *ops):
-    if isinstance(node, (Bin, Unary)) and node.op in ops:
-        return True
-    children = {
-        Paren: lambda n: [n.inner],
-        Bin: lambda n: [n.left, n.right],
-        Unary: lambda n: [n.operand],
-        Call: lambda n: list(n.args) + [v for _, v in n.kwargs],
-    }
-    return any(_contains(c, *ops) for c in children.get(type(node), lambda n: [])(node))
+def _contains(node, *ops, into_calls=True):
+    return any(isinstance(n, (Bin, Unary)) and n.op in ops for n in walk(node, into_calls))
 
 
 def _parse_random(reader, node):
     """The blocks of one bar term: ``(x || g)`` and ``(1 | a/b)`` give several."""
     source = deparse(node)
+    start = len(reader.seen)
     try:
         intercept, slopes, _ = reader.side(node.left, "random")
     except ValueError as exc:
         raise ValueError(f"{exc}; {SUPPORTED_RANDOM}") from None
+    # lme4 reads the bar's left side as a formula of its own: its variable order
+    slopes = _in_r_order(slopes, list(dict.fromkeys(reader.seen[start:])))
     factors = _grouping_factors(reader, node.right, source)
     if node.op == "||":  # (x || g) = (1 | g) + (0 + x | g)
         singles = [(True, ())] if intercept else []
@@ -223,7 +226,7 @@ def _parse_random(reader, node):
 
 def _grouping_factors(reader, node, source):
     """Factors of ``g``, ``a:b`` or ``a/b`` (= ``a`` and ``a:b``)."""
-    node = _strip(node)
+    node = strip_parens(node)
     if isinstance(node, Bin) and node.op == "/":
         outer = _grouping_factors(reader, node.left, source)
         inner = _grouping_factors(reader, node.right, source)
@@ -262,12 +265,10 @@ def _check_factor_blocks(name, blocks):
             seen.append(frozenset(effect))
 
 
-def _random_structure(blocks, variables):
+def _random_structure(blocks):
     """``{factor label: (grouping variables, its lme4 terms)}`` in formula order."""
     by_factor = {}
     for block in blocks:
-        slopes = _in_r_order(block.slopes, variables)
-        block = RandomBlock(block.factor, block.intercept, slopes, block.source)
         by_factor.setdefault(":".join(block.factor), []).append(block)
     for name, group in by_factor.items():
         _check_factor_blocks(name, group)
@@ -288,11 +289,11 @@ def parse_formula(formula, *, require_random=True):
             raise ValueError(f"formula {formula!r} must read 'response ~ terms', with one '~'")
         if _contains_bar(tree.left):
             raise ValueError(f"formula {formula!r}: the response cannot hold a bar '|'")
-        response = reader.variable(_strip(tree.left))[0][0]
+        response = reader.variable(strip_parens(tree.left))[0][0]
     rhs = tree.right if isinstance(tree, Bin) else tree.operand
     fixed_parts, blocks = [], []
     for sign, part in _summands(rhs):
-        bare = _strip(part)
+        bare = strip_parens(part)
         if _is_bar(bare) and isinstance(part, Paren) and sign > 0:
             blocks.append(bare)
         elif _contains_bar(part):
@@ -311,7 +312,7 @@ def parse_formula(formula, *, require_random=True):
         )
     order = list(reader.variables)
     fixed = FixedPart(intercept, _in_r_order(terms, order), tuple(offsets))
-    random = _random_structure(random_blocks, order)
+    random = _random_structure(random_blocks)
     return ParsedFormula(response, fixed, random, dict(reader.variables), formula)
 
 

@@ -8,13 +8,13 @@ returned :class:`FormulaDesign` keeps what it learned (levels, ``poly`` and
 """
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from ._formula_design import term_codings, term_columns, type3_hypotheses
-from ._formula_expr import Bin, Call, Name, Paren, Unary
+from ._formula_design import term_codings, term_columns, type3_hypotheses, zapsmall
+from ._formula_expr import Call, Name, walk
 from ._formula_parse import parse_formula
 from ._formula_vars import CONSTANTS, CONTRASTS, KNOWN_FUNCTIONS, SUPPORTED, Transforms, label
 
@@ -82,7 +82,10 @@ class FormulaDesign:
 
     ``fixed`` are the fixed-effect columns, ``extra`` the covariates of
     random effects that are not fixed-effect columns; ``transforms`` the
-    frozen variable evaluator (levels, ``poly`` and ``scale`` coefficients).
+    frozen variable evaluator (levels, ``poly`` and ``scale`` coefficients)
+    of the fixed part, ``random_transforms`` that of the random terms (the
+    same one unless ``contrasts`` are given: lme4 applies them to the fixed
+    part only).
     """
 
     parsed: object  # ParsedFormula
@@ -90,6 +93,7 @@ class FormulaDesign:
     fixed: tuple
     extra: tuple
     random: dict  # factor -> list of blocks of Column (None: the intercept)
+    random_transforms: Transforms = None
 
     @property
     def formula(self):
@@ -99,20 +103,23 @@ class FormulaDesign:
     def group_names(self):
         return list(self.parsed.random)
 
-    def frame(self, data):
-        """``{variable: Variable}`` of the model matrices' variables on ``data``."""
-        needed = {v for c in self.fixed + self.extra for v, _ in c.factors + c.numerics}
+    def frame(self, data, columns, transforms):
+        """``{variable: Variable}`` of the variables of ``columns`` on ``data``."""
+        needed = {v for c in columns for v, _ in c.factors + c.numerics}
         nodes = self.parsed.variables
-        return {v: self.transforms.variable(nodes[v], data) for v in nodes if v in needed}
+        return {v: transforms.variable(nodes[v], data) for v in nodes if v in needed}
 
     def features(self, data):
         """Fixed-effect columns, then the other random-effect covariates, named as R."""
         check_data(data, self.formula)
         _check_columns(self.parsed, data, ("fixed",))
-        frame = self.frame(data)
-        columns = self.fixed + self.extra
-        values = {c.name: c.values(frame) for c in columns}
-        return pd.DataFrame(values, index=data.index, columns=[c.name for c in columns])
+        fixed = self.frame(data, self.fixed, self.transforms)
+        values = {c.name: c.values(fixed) for c in self.fixed}
+        if self.extra:
+            other = self.frame(data, self.extra, self.random_transforms or self.transforms)
+            values.update({c.name: c.values(other) for c in self.extra})
+        names = [c.name for c in self.fixed + self.extra]
+        return pd.DataFrame(values, index=data.index, columns=names)
 
     def groups(self, data, factors=None):
         """One column per grouping factor (``factors``: those only); ``a:b`` holds
@@ -145,9 +152,7 @@ class FormulaDesign:
         (new levels are new groups, not errors)."""
         if variable in data.columns:
             return data[variable]
-        node = self.parsed.variables[variable]
-        if isinstance(node, Call) and node.function in ("factor", "as.factor") and node.args:
-            node = node.args[0]
+        node = _grouping_expression(self.parsed.variables[variable])
         if isinstance(node, Name) and node.name in data.columns:
             return data[node.name].rename(variable)
         values = np.broadcast_to(self.transforms.numeric(node, data), (len(data),))
@@ -205,17 +210,7 @@ def _is_cbind(node):
 
 def _names(node):
     """Column-like names an expression reads."""
-    if isinstance(node, Name):
-        return [node.name]
-    if isinstance(node, Paren):
-        return _names(node.inner)
-    if isinstance(node, Unary):
-        return _names(node.operand)
-    if isinstance(node, Bin):
-        return _names(node.left) + _names(node.right)
-    if isinstance(node, Call):
-        return [n for a in list(node.args) + [v for _, v in node.kwargs] for n in _names(a)]
-    return []
+    return [n.name for n in walk(node) if isinstance(n, Name)]
 
 
 def _random_blocks(factor, blocks, frame, categorical):
@@ -254,6 +249,33 @@ def _classic_parameters(random, fixed_names):
     return slopes, covariance
 
 
+def _mapped_type3(terms, by_term, frame, categorical, intercept):
+    """lmerTest's type III hypotheses for factors coded by other contrasts than
+    treatment (``get_contrasts_type3``): the hypotheses ``L_t`` of the same terms
+    in treatment coding ``X_t``, mapped to the model's columns ``X``,
+    ``L = L_t zapsmall(X_t^+ X)``."""
+    treatment = {
+        v: replace(info, contrasts=None, suffixes=()) if info.kind == "factor" else info
+        for v, info in frame.items()
+    }
+    codings = term_codings(terms, categorical, intercept)
+    by_term_t = {t: term_columns(t, codings[t], treatment) for t in terms}
+    hypotheses = type3_hypotheses(terms, by_term_t, treatment, categorical, intercept)
+
+    def matrix(columns, values):
+        n = len(next(iter(values.values())).values)
+        return np.column_stack([np.ones(n)] * intercept + [c.values(values) for c in columns])
+
+    X_t = matrix([c for t in terms for c in by_term_t[t]], treatment)
+    X = matrix([c for t in terms for c in by_term[t]], frame)
+    mapping = zapsmall(np.linalg.pinv(X_t) @ X)
+    out = {}
+    for term, L in hypotheses.items():
+        L = zapsmall(L @ mapping)
+        out[term] = L[np.abs(L).sum(axis=1) > 1e-8]
+    return out
+
+
 def _fixed_terms(fixed, by_term, frame, categorical):
     """``fixed_terms`` of the estimator: per term its column names, or lmerTest's type
     III hypothesis matrix for a term contained in an interaction."""
@@ -261,11 +283,9 @@ def _fixed_terms(fixed, by_term, frame, categorical):
     if not terms:
         return None
     if any(frame[v].contrasts is not None for t in terms for v in t):
-        # factors coded by other contrasts than treatment: each term's own columns,
-        # lmerTest's type III tests for sum-to-zero contrasts (contr.sum, contr.helmert,
-        # contr.poly); its construction for the others is not reproduced
-        return {":".join(t): [c.name for c in by_term[t]] for t in terms}
-    matrices = type3_hypotheses(terms, by_term, frame, categorical, fixed.intercept)
+        matrices = _mapped_type3(terms, by_term, frame, categorical, fixed.intercept)
+    else:
+        matrices = type3_hypotheses(terms, by_term, frame, categorical, fixed.intercept)
     out = {}
     names = (["(Intercept)"] if fixed.intercept else []) + [
         c.name for t in terms for c in by_term[t]
@@ -281,20 +301,38 @@ def _fixed_terms(fixed, by_term, frame, categorical):
 
 
 def _evaluate(parsed, data, contrasts):
-    """The frozen transforms and the frame of every fixed or random covariate."""
-    transforms = Transforms(_check_contrasts(contrasts, parsed))
-    covariates = list(itertools.chain(*parsed.fixed.terms))
-    for _, blocks in parsed.random.values():
-        covariates += [v for block in blocks for term in block.slopes for v in term]
-    frame = {}
-    for v in dict.fromkeys(covariates):
-        frame[v] = transforms.variable(parsed.variables[v], data)
+    """The transforms (fixed part, random terms) and the frames of their covariates;
+    lme4 applies ``contrasts`` to the fixed part only."""
+    contrasts = _check_contrasts(contrasts, parsed)
+    transforms = Transforms(contrasts)
+    random_transforms = Transforms() if contrasts else transforms
+    fixed = list(dict.fromkeys(itertools.chain(*parsed.fixed.terms)))
+    slopes = [v for _, blocks in parsed.random.values() for b in blocks for t in b.slopes
+              for v in t]  # fmt: skip
+    frame = {v: transforms.variable(parsed.variables[v], data) for v in fixed}
+    random_frame = {
+        v: random_transforms.variable(parsed.variables[v], data) for v in dict.fromkeys(slopes)
+    }
+    # learn the transforms of the other expressions: response, offsets, groups
     response = parsed.response
-    if response is not None and response not in data.columns:  # learn its transforms
+    if response is not None and response not in data.columns:
         node = parsed.variables[response]
-        if set(_names(node)) <= set(data.columns) and not _is_cbind(node):
-            transforms.variable(node, data)
-    return transforms, frame
+        if set(_names(node)) <= set(data.columns):
+            for part in node.args if _is_cbind(node) else [node]:
+                transforms.numeric(part, data)
+    for node in parsed.fixed.offsets:
+        transforms.numeric(node, data)
+    for v in parsed.grouping_variables:
+        if v not in data.columns:
+            transforms.numeric(_grouping_expression(parsed.variables[v]), data)
+    return transforms, random_transforms, frame, random_frame
+
+
+def _grouping_expression(node):
+    """The expression whose values label a grouping factor (``factor(x)``: ``x``)."""
+    if isinstance(node, Call) and node.function in ("factor", "as.factor", "ordered") and node.args:
+        return node.args[0]
+    return node
 
 
 def check_functions(parsed):
@@ -314,12 +352,7 @@ def check_functions(parsed):
 
 
 def _functions(node):
-    if isinstance(node, Call):
-        args = list(node.args) + [v for _, v in node.kwargs]
-        return [node.function] + [f for a in args for f in _functions(a)]
-    children = {Paren: lambda n: [n.inner], Unary: lambda n: [n.operand],
-                Bin: lambda n: [n.left, n.right]}.get(type(node), lambda n: [])  # fmt: skip
-    return [f for child in children(node) for f in _functions(child)]
+    return [n.function for n in walk(node) if isinstance(n, Call)]
 
 
 def _check_columns(parsed, data, which=("fixed", "groups", "response")):
@@ -413,20 +446,24 @@ def read_formula(formula, data, estimator_params=(), contrasts=None):
     if len(data) == 0:
         raise ValueError("the data have no rows")
     _check_columns(parsed, data)
-    transforms, frame = _evaluate(parsed, data, contrasts)
+    transforms, random_transforms, frame, random_frame = _evaluate(parsed, data, contrasts)
     unused = [v for v in transforms.contrasts if frame.get(v, None) is None
               or frame[v].kind != "factor"]  # fmt: skip
     if unused:
-        raise ValueError(f"contrasts name {unused!r}, which are not factors of the formula")
+        raise ValueError(
+            f"contrasts name {unused!r}, which are not factors of the formula's fixed part"
+        )
     transforms.freeze()
+    random_transforms.freeze()
     _check_single_levels(frame, parsed)
     categorical = {v for v, info in frame.items() if info.kind == "factor"}
+    random_categorical = {v for v, info in random_frame.items() if info.kind == "factor"}
     fixed = parsed.fixed
     codings = term_codings(list(fixed.terms), categorical, fixed.intercept)
     by_term = {t: term_columns(t, codings[t], frame) for t in fixed.terms}
     fixed_columns = [c for t in fixed.terms for c in by_term[t]]
     random = {
-        name: _random_blocks(name, blocks, frame, categorical)
+        name: _random_blocks(name, blocks, random_frame, random_categorical)
         for name, (_, blocks) in parsed.random.items()
     }
     fixed_names = [c.name for c in fixed_columns]
@@ -438,7 +475,7 @@ def read_formula(formula, data, estimator_params=(), contrasts=None):
         if c is not None and c.name not in fixed_names
     }
     design = FormulaDesign(parsed, transforms, tuple(fixed_columns), tuple(extra.values()),
-                           random)  # fmt: skip
+                           random, random_transforms)  # fmt: skip
     params = _random_parameters(random, fixed_names, extra)
     params["fit_intercept"] = fixed.intercept
     params["fixed_terms"] = _fixed_terms(fixed, by_term, frame, categorical)

@@ -4,7 +4,7 @@ A variable (:mod:`._formula_parse`) is a column name or an R expression.
 :class:`Transforms` evaluates it on a DataFrame, without Python's ``eval``:
 
 - a numeric column is numeric; a text, categorical or boolean column is a
-  factor (levels in R's order, see :func:`._formula_design.levels_of`);
+  factor (levels in R's order, see :func:`levels_of`);
 - arithmetic ``+ - * / ^``, comparisons and ``& | !`` as R computes them
   (inside ``I()`` or a function; a comparison gives a logical, which R codes
   as a factor with levels ``FALSE``/``TRUE``);
@@ -47,12 +47,22 @@ def is_categorical(series):
     )
 
 
+def collation_key(text):
+    """R's ``sort`` of text in an English locale (en_US.UTF-8, R's usual one):
+    letters compared regardless of case first, lower case before upper case on
+    a tie (``a < b < B < c``; not the code-point order ``B < a < b``)."""
+    return (text.casefold(), text.swapcase())
+
+
 def levels_of(values):
-    """Levels in R's order: the categories' order, False before True, else sorted."""
+    """Levels in R's order: the categories' order, False before True, numbers
+    sorted, text in R's collation (:func:`collation_key`)."""
     series = pd.Series(values) if not isinstance(values, pd.Series) else values
     present = pd.unique(series)
     if isinstance(series.dtype, pd.CategoricalDtype):
         return [c for c in series.dtype.categories if c in set(present)]
+    if all(isinstance(v, str) for v in present):
+        return sorted(present, key=collation_key)
     try:
         return sorted(present)
     except TypeError:
@@ -96,8 +106,13 @@ def _log(args, kwargs):
 
 
 def _round(args, kwargs):
+    """R's ``round(x, digits)``: to the nearest of the decimal numbers, by the
+    exact binary value (``round(1.85, 1)`` is 1.9), halves to even."""
     digits = kwargs.pop("digits", args[1] if len(args) > 1 else 0)
-    return np.round(args[0], int(digits))
+    if kwargs or len(args) > 2 or not args:
+        raise TypeError("takes round(x) or round(x, digits)")
+    values = np.asarray(args[0], dtype=float)
+    return np.vectorize(lambda v: round(float(v), int(digits)), otypes=[float])(values)
 
 
 def _parallel(f):

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._design import build_rows
 from ._groups import INTERCEPT, resolve_fixed_features, split_group_columns, validate_groups
 from .core import nesting_pairs
-from .exceptions import NoGroupsWarning, PopulationPredictionWarning
+from .exceptions import NoGroupsWarning, PopulationPredictionWarning, user_stacklevel
 
 __all__ = ["GroupedModelMixin", "split_features_and_groups"]
 
@@ -77,7 +77,7 @@ class GroupedModelMixin:
             "fit received no groups: fitting a model without random effects (no group "
             f"shrinkage). {NO_GROUPS_ADVICE}",
             NoGroupsWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
     def _store_fitted_model(self, design, fit):

@@ -1,5 +1,7 @@
 """Warnings raised by sklearn-mixed estimators."""
 
+import sys
+
 __all__ = [
     "ExactFitWarning",
     "NoGroupsWarning",
@@ -43,3 +45,15 @@ class NoGroupsWarning(UserWarning):
     (``random_slopes``, ``random_effects``, a ``covariance`` dict) raises a
     ``ValueError`` instead of fitting without them.
     """
+
+
+def user_stacklevel():
+    """The ``stacklevel`` of ``warnings.warn`` that points at the user's call: the
+    first frame outside sklearn_mixed and scikit-learn, counted from the caller."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+        "sklearn_mixed",
+        "sklearn",
+    ):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -26,6 +26,7 @@ lme4                                                MixedLinearRegressor
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ._formula_estimators import LmerRegressor
@@ -137,7 +138,7 @@ class FormulaModel:
         )
 
 
-def from_formula(formula, data, *, method="reml", **estimator_params):
+def from_formula(formula, data, *, method="reml", contrasts=None, **estimator_params):
     """Read an lme4 formula: a configured :class:`MixedLinearRegressor` and its data.
 
     The formula has R's syntax and meaning (see :class:`LmerRegressor` for
@@ -175,6 +176,8 @@ def from_formula(formula, data, *, method="reml", **estimator_params):
         (nothing is dropped silently).
     method : {"reml", "ml"}, default="reml"
         lme4's ``REML = TRUE`` or ``FALSE``.
+    contrasts : dict, default=None
+        lme4's ``contrasts`` argument, as for :class:`LmerRegressor`.
     **estimator_params
         Other :class:`MixedLinearRegressor` parameters (``max_iter``,
         ``tol``, ``new_groups``); ``random_slopes``, ``covariance``,
@@ -206,7 +209,7 @@ def from_formula(formula, data, *, method="reml", **estimator_params):
     >>> fm.estimator.get_params()["random_slopes"]
     {'Subject': ['Days']}
     """
-    design, params = read_formula(formula, data, estimator_params)
+    design, params = read_formula(formula, data, estimator_params, contrasts=contrasts)
     if design.offset(data) is not None:
         raise ValueError(
             "from_formula returns arrays for MixedLinearRegressor, which has no offset; "
@@ -272,6 +275,8 @@ def lmer(formula, data, REML=True, weights=None, offset=None, **params):
     """
     if "method" in params:
         raise ValueError("lmer takes REML=True or REML=False, not method=; or use from_formula.")
+    if not isinstance(REML, (bool, np.bool_)):
+        raise ValueError(f"REML must be True or False, got {REML!r}")
     refuse_row_selection(params)
     w = column_or_values(weights, data, "weights")
     formula, data = with_offset(formula, data, offset)

@@ -6,9 +6,27 @@ import importlib
 import pytest
 
 import sklearn_mixed
-from sklearn_mixed import _mixed, _reading, scoring
+from sklearn_mixed import (
+    _formula_estimators,
+    _formula_glmer,
+    _glmer,
+    _mixed,
+    _reading,
+    datasets,
+    formula,
+    scoring,
+)
 
-MODULES = [_mixed, _reading, scoring]
+MODULES = [
+    _mixed,
+    _reading,
+    scoring,
+    _formula_estimators,
+    _formula_glmer,
+    _glmer,
+    formula,
+    datasets,
+]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
@@ -19,7 +37,8 @@ def test_docstring_examples(module):
 
 
 def test_public_objects_have_examples():
-    for name in ["MixedLinearRegressor", "make_group_scorer"]:
+    for name in ["MixedLinearRegressor", "make_group_scorer", "LmerRegressor", "GlmerClassifier",
+                 "GlmerRegressor", "lmer", "glmer"]:  # fmt: skip
         assert "Examples\n    --------" in getattr(sklearn_mixed, name).__doc__
 
 

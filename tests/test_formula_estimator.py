@@ -17,6 +17,7 @@ import pytest
 import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -411,3 +412,110 @@ def test_lmer_offset_argument_and_row_selection(pigs):
                                in_formula.predict(pigs), rtol=1e-10)  # fmt: skip
     with pytest.raises(ValueError, match="select the rows of the data first"):
         lmer("Weight ~ Time + (1 | Pig)", pigs, subset=pigs["Time"] > 2)
+
+
+# ------------------------------------------------------------ review of the formula door
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(3)
+    n = 240
+    df = pd.DataFrame({
+        "x": rng.normal(size=n), "z": rng.normal(size=n),
+        "h": rng.choice(["p", "q"], n), "g": rng.integers(0, 12, n).astype(str),
+    })  # fmt: skip
+    df["y"] = df["x"] + 0.5 * (df["h"] == "q") + rng.normal(size=n)
+    return df
+
+
+def test_text_levels_in_r_collation(small):
+    """R sorts text regardless of case first (en_US): a < b < B, "no" < "Yes"."""
+    df = small.assign(cs=np.tile(["a", "b", "B"], len(small) // 3))
+    model = LmerRegressor("y ~ cs + (1 | g)").fit(df)
+    assert model.fixed_effect_names_ == ["(Intercept)", "csb", "csB"]
+    labels = small.assign(lab=np.where(small["y"] > 0.3, "Yes", "no"))
+    clf = GlmerClassifier("lab ~ x + (1 | g)").fit(labels)
+    assert list(clf.classes_) == ["no", "Yes"]  # glmer models P("Yes")
+    assert clf.coef_[0] > 0 and clf.score(labels) == pytest.approx(
+        np.mean(clf.predict(labels) == labels["lab"])
+    )
+
+
+def test_contrasts_apply_to_the_fixed_part_only(small):
+    """lme4's contrasts argument codes the fixed part; random terms keep R's default."""
+    model = LmerRegressor("y ~ h + (h | g)", method="ml", contrasts={"h": "contr.sum"})
+    model.fit(small)
+    assert model.fixed_effect_names_ == ["(Intercept)", "h1"]
+    assert model.random_slope_names_ == {"g": ["hq"]}
+    # the same model: ML is invariant to the coding of the fixed part (REML is not)
+    default = LmerRegressor("y ~ h + (h | g)", method="ml").fit(small)
+    assert model.log_likelihood_ == pytest.approx(default.log_likelihood_, abs=1e-6)
+
+
+def test_variables_of_a_random_term_in_its_own_order(small):
+    model = LmerRegressor("y ~ z * x + (x * z || g)").fit(small)
+    assert model.random_slope_names_["g"] == ["x", "z", "x:z"]
+
+
+def test_transforms_in_offsets_groups_and_counts_are_learned(small):
+    """scale() inside offset(), a grouping expression and cbind(): learned at fit."""
+    offset = LmerRegressor("y ~ x + offset(scale(z)) + (1 | g)").fit(small)
+    z = (small["z"] - small["z"].mean()) / small["z"].std()
+    np.testing.assert_allclose(offset.design_.offset(small), z)
+    new = small.head(3).assign(z=small["z"].head(3) + 1.0)
+    np.testing.assert_allclose(offset.design_.offset(new), z.head(3) + 1.0 / small["z"].std())
+    grouped = LmerRegressor("y ~ x + (1 | I(scale(x) > 0))").fit(small)
+    assert grouped.n_groups_ == {"I(scale(x) > 0)": 2}
+
+
+def test_cbind_responses_are_binomial_only(small):
+    df = small.assign(s=np.arange(len(small)) % 4, t=4)
+    clf = GlmerClassifier("cbind(s, t - s) ~ x + (1 | g)").fit(df)
+    with pytest.raises(ValueError, match="no label per row"):
+        clf.score(df)
+    with pytest.raises(ValueError, match="is read from X: pass y=None"):
+        GlmerClassifier("cbind(s, t - s) ~ x + (1 | g)").fit(df, df["s"] > 1)
+    with pytest.raises(ValueError, match="binomial: GlmerClassifier"):
+        GlmerRegressor("cbind(s, t - s) ~ x + (1 | g)").fit(df)
+
+
+def test_r_details(small):
+    """round() as R (1.85 -> 1.9), logical or inside I(), a missing argument, REML."""
+    df = small.assign(r=1.85)
+    model = LmerRegressor("y ~ x + round(r, 1) + (1 | g)")
+    with pytest.warns(UserWarning, match="rank deficient"):  # round(r, 1) is constant
+        model.fit(df)
+    np.testing.assert_allclose(model.design_.features(df)["round(r, 1)"], 1.9)
+    either = LmerRegressor("y ~ I(x > 1 | z > 1) + (1 | g)").fit(small)
+    assert either.fixed_effect_names_ == ["(Intercept)", "I(x > 1 | z > 1)TRUE"]
+    with pytest.raises(ValueError, match="argument is missing"):
+        LmerRegressor("y ~ log(x,) + (1 | g)").fit(small)
+    with pytest.raises(ValueError, match="REML must be True or False"):
+        lmer("y ~ x + (1 | g)", small, REML="no")
+
+
+def test_forwarding_is_for_fitted_attributes_and_reading_methods(small):
+    model = LmerRegressor("y ~ x + (1 | g)")
+    with pytest.raises(NotFittedError):
+        model.score(small)
+    model.fit(small)
+    assert hasattr(model, "summary") and hasattr(model, "coef_")
+    assert not hasattr(model, "random_slopes")  # the inner estimator's parameters
+    assert not hasattr(model, "predict_proba")
+    clf = GlmerClassifier("I(y > 0) ~ x + (1 | g)").fit(small)
+    assert not hasattr(clf, "fit_proportions")  # a fit on arrays, outside the formula
+
+
+def test_predict_requests_random_effects_when_routing(small):
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(FunctionTransformer(), LmerRegressor("y ~ x + (1 | g)"))
+        pipe.fit(small)
+        population = pipe.predict(small.drop(columns="g"), random_effects=[])
+    expected = LmerRegressor("y ~ x + (1 | g)").fit(small).predict(small, random_effects=[])
+    np.testing.assert_allclose(population, expected)
+
+
+def test_from_formula_takes_contrasts(small):
+    fm = from_formula("y ~ h + (1 | g)", small, contrasts={"h": "contr.sum"})
+    assert list(fm.X.columns) == ["h1"]

@@ -151,3 +151,23 @@ def test_a_local_minimum_on_the_boundary_is_left():
     assert np.all(
         np.abs(model.fixed_effects_["estimate"].to_numpy() - beta) <= TOL_BETA_PER_SE * se
     )
+
+
+ANOVA = [p for p in FITS if "anova_type3" in json.loads(p.read_text())]
+
+
+@pytest.mark.parametrize("path", ANOVA, ids=lambda p: p.stem)
+def test_type3_tests_match_lmertest_for_every_coding(path):
+    """``anova(fit, type = 3)`` of lmerTest 3.1-3 (the file's ``anova_type3``):
+    treatment, sum, SAS and polynomial (ordered factor) codings of the same
+    terms; lmerTest maps the treatment-coded hypotheses to the coding used.
+    F values to 1e-4 relative and denominator df to 1e-3 (the Satterthwaite
+    tolerances of test_satterthwaite.py)."""
+    ref = json.loads(path.read_text())
+    model, _ = _fit(ref)
+    table = model.anova()
+    expected = ref["anova_type3"]
+    assert list(table.index) == expected["terms"]
+    np.testing.assert_allclose(table["F value"], expected["F"], rtol=1e-4)
+    np.testing.assert_array_equal(table["NumDF"], expected["NumDF"])
+    np.testing.assert_allclose(table["DenDF"], expected["DenDF"], rtol=1e-3)

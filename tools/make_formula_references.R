@@ -164,7 +164,13 @@ cases <- list(
   list(id = "y", slug = "cubic_offset_half_start", formula = "Weight ~ Time + I(Time^2) + I(Time^3) + offset(0.5 * Start) + (Time | Pig)"),
   list(id = "z", slug = "ordered_factor", formula = "Weight ~ Time + ordered(Evit) + (1 | Pig)"),
   list(id = "za", slug = "contr_sum", formula = "Weight ~ Time * CuF + (1 | Pig)",
-       contrasts = list(CuF = "contr.sum")),
+       contrasts = list(CuF = "contr.sum"), anova = TRUE),
+  list(id = "zc", slug = "ordered_interaction", formula = "Weight ~ Time * ordered(Evit) + (1 | Pig)",
+       anova = TRUE),
+  list(id = "zd", slug = "contr_sas_interaction", formula = "Weight ~ Time * CuF + (1 | Pig)",
+       contrasts = list(CuF = "contr.SAS"), anova = TRUE),
+  list(id = "ze", slug = "treatment_interaction", formula = "Weight ~ Time * CuF + (1 | Pig)",
+       anova = TRUE),
   list(id = "zb", slug = "contr_helmert_relevel",
        formula = "Weight ~ factor(Evit) + relevel(CuF, ref = \"Cu035\") + Time + (Time | Pig)",
        contrasts = list(`factor(Evit)` = "contr.helmert"))
@@ -266,6 +272,11 @@ for (cs in cases) {
     note = if (is.null(cs$note)) "" else cs$note
   )
   if (!is.null(contr)) out$contrasts <- lapply(contr, json_verbatim_string)
+  if (isTRUE(cs$anova)) {  # lmerTest 3.1-3's type III F tests (Satterthwaite)
+    a <- anova(lmerTest::as_lmerModLmerTest(fit), type = 3)
+    out$anova_type3 <- list(terms = j_strings(rownames(a)), F = j_array(a[["F value"]]),
+                            NumDF = j_array(a[["NumDF"]]), DenDF = j_array(a[["DenDF"]]))
+  }
   fname <- paste0(cs$id, "_", cs$slug, ".json")
   write_json_file(out, file.path(out_dir, fname))
   cat(sprintf("[%s] %s  logLik %.6f  p=%d%s\n", cs$id, fname, logLik(fit), ncol(X),

@@ -16,12 +16,14 @@ absorbs, changes nothing (lme4 would drop ``x + 1e8`` as constant); a column
 whose centred norm is below ``1e-12`` of its uncentred norm is constant to
 the precision of the data, aliased with the intercept.
 
-The Gram matrix resolves ``r_j^2`` only to its rounding floor, about ``p eps
-max_k G_kk`` (the pivots of a Cholesky factor of ``G`` carry that absolute
-error), where R's QR on the rows resolves ``r_j`` to ``eps``: an exact
-dependence among dummy columns (``f:g`` with an intercept, on 270 rows)
-leaves ``r_j^2 ~ 1e-13 x_j'x_j``, above ``tol^2``.  A pivot below
-``16 p eps max_k G_kk`` is that floor, and the column aliased.
+The Gram matrix resolves ``r_j^2 / x_j'x_j`` only to its rounding floor,
+a few ``p eps`` (the centred cross-products carry rounding of that relative
+size), where R's QR on the rows resolves ``r_j`` to ``eps``: an exact
+dependence among dummy columns (``f:g`` with an intercept, 270 rows, p = 19)
+leaves ``r_j^2 ~ 1.4e-13 x_j'x_j``, above ``tol^2``.  A column is therefore
+aliased when ``r_j^2 <= max(tol^2, 64 p eps) x_j'x_j``: relative to its own
+norm, so that rescaling a column changes nothing; R's threshold 1e-7 on
+``r_j / |x_j|`` becomes ``sqrt(64 p eps)`` (2.7e-7 for p = 5, 5e-7 for p = 19).
 """
 
 import numpy as np
@@ -52,11 +54,11 @@ def aliased_columns(reduction, tol=ALIAS_TOL):
     p = G.shape[0]
     norm2 = np.diag(G).copy()
     uncentred = norm2 + reduction.sum_w * reduction.shift_X**2
-    floor = 16 * p * np.finfo(float).eps * (norm2.max() if p else 0.0)  # docstring
+    relative = max(tol**2, 64 * p * np.finfo(float).eps)  # the rounding floor: docstring
     if p and np.all(norm2 > _CONSTANT_TOL**2 * uncentred):
         try:  # full rank: every pivot of the Cholesky factor is r_j
             pivots = np.diagonal(np.linalg.cholesky(G)) ** 2
-            if np.all(pivots > np.maximum(tol**2 * norm2, floor)):
+            if np.all(pivots > relative * norm2):
                 return []
         except np.linalg.LinAlgError:
             pass
@@ -68,7 +70,7 @@ def aliased_columns(reduction, tol=ALIAS_TOL):
             continue
         c = la.solve_triangular(L, G[kept, j], lower=True) if kept else np.zeros(0)
         r2 = norm2[j] - c @ c
-        if r2 <= max(tol**2 * norm2[j], floor):
+        if r2 <= relative * norm2[j]:
             bad.append(j)
             continue
         size = len(kept)
