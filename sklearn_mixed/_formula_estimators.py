@@ -101,12 +101,11 @@ class FormulaEstimator(BaseEstimator):
 
     def _fit_inner(self, X, y, sample_weight):
         data = self._data(X, reset=True)
-        design, params = read_formula(self.formula, data, contrasts=self.contrasts)
+        design, params, features = read_formula(self.formula, data, contrasts=self.contrasts)
         response = self._response(design, data, y)
         self.design_ = design
         self.estimator_ = self._inner(params)
-        features, groups = design.features(data), design.groups(data)
-        return data, design, features, response, groups, design.offset(data)
+        return data, design, features, response, design.groups(data), design.offset(data)
 
     def _score_with(self, metric, X, y, sample_weight):
         """``metric(y, predict(X))``, ``y`` read from ``X`` when None."""

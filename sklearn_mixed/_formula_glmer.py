@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._formula_estimators import FORMULA_SYNTAX, FormulaEstimator, numeric_response
 from ._formula_vars import is_numeric, levels_of
@@ -38,7 +39,7 @@ class _GlmerMixin:
         return self
 
     def _response(self, design, data, y):
-        if design.counts(data) is not None or _is_counts(design):
+        if design.counts_response:
             if y is not None:
                 raise ValueError(
                     f"the response {design.parsed.response!r} is read from X: pass y=None"
@@ -163,11 +164,13 @@ class GlmerClassifier(ClassifierMixin, _GlmerMixin, FormulaEstimator):
                 raise ValueError("cbind(successes, failures) needs counts >= 0, not all 0 in a row")
             weights = trials if sample_weight is None else trials * np.asarray(sample_weight)
             self.estimator_.fit_proportions(features, successes / trials, groups, weights)
-        elif sample_weight is not None and _proportions(response):  # glmer's prop, weights = n
+            return
+        if sample_weight is not None and _proportions(response):  # glmer's prop, weights = n
             self.estimator_.fit_proportions(features, response.to_numpy(dtype=float), groups,
                                             sample_weight)  # fmt: skip
-        elif _category_order(response) is not None:  # R: P(second level), in category order
-            levels = _category_order(response)
+            return
+        levels = _category_order(response)
+        if levels is not None:  # R models P(second level), in R's level order
             codes = (response == levels[1]).astype(int)
             self.estimator_.fit(features, codes, groups=groups, sample_weight=sample_weight)
             self.classes_ = np.asarray(levels, dtype=object)
@@ -187,7 +190,8 @@ class GlmerClassifier(ClassifierMixin, _GlmerMixin, FormulaEstimator):
         -------
         score : float
         """
-        if _is_counts(self.design_ if hasattr(self, "design_") else None):
+        check_is_fitted(self)
+        if self.design_.counts_response:
             raise ValueError(
                 "a cbind(successes, failures) response has no label per row for a score: "
                 "compare predict_proba(X)[:, 1] with the proportions (e.g. log_loss with "
@@ -260,14 +264,6 @@ class GlmerClassifier(ClassifierMixin, _GlmerMixin, FormulaEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         return self._inner_call("predict", X, random_effects)
-
-
-def _is_counts(design):
-    """Whether the formula's response is ``cbind(successes, failures)``."""
-    if design is None or design.parsed.response is None:
-        return False
-    node = design.parsed.variables[design.parsed.response]
-    return getattr(node, "function", None) == "cbind"
 
 
 def _category_order(response):

@@ -93,7 +93,7 @@ class FormulaDesign:
     fixed: tuple
     extra: tuple
     random: dict  # factor -> list of blocks of Column (None: the intercept)
-    random_transforms: Transforms = None
+    random_transforms: Transforms
 
     @property
     def formula(self):
@@ -109,17 +109,26 @@ class FormulaDesign:
         nodes = self.parsed.variables
         return {v: transforms.variable(nodes[v], data) for v in nodes if v in needed}
 
+    @property
+    def counts_response(self):
+        """Whether the response is ``cbind(successes, failures)``."""
+        name = self.parsed.response
+        return name is not None and _is_cbind(self.parsed.variables[name])
+
     def features(self, data):
         """Fixed-effect columns, then the other random-effect covariates, named as R."""
         check_data(data, self.formula)
         _check_columns(self.parsed, data, ("fixed",))
         fixed = self.frame(data, self.fixed, self.transforms)
+        other = self.frame(data, self.extra, self.random_transforms) if self.extra else {}
+        return self._matrix(fixed, other, data.index)
+
+    def _matrix(self, fixed, other, index):
+        """The features from the variables of the fixed part and of the random terms."""
         values = {c.name: c.values(fixed) for c in self.fixed}
-        if self.extra:
-            other = self.frame(data, self.extra, self.random_transforms or self.transforms)
-            values.update({c.name: c.values(other) for c in self.extra})
+        values.update({c.name: c.values(other) for c in self.extra})
         names = [c.name for c in self.fixed + self.extra]
-        return pd.DataFrame(values, index=data.index, columns=names)
+        return pd.DataFrame(values, index=index, columns=names)
 
     def groups(self, data, factors=None):
         """One column per grouping factor (``factors``: those only); ``a:b`` holds
@@ -432,8 +441,9 @@ def _check_contrasts(contrasts, parsed):
 
 
 def read_formula(formula, data, estimator_params=(), contrasts=None):
-    """``(design, estimator parameters)`` of an lme4 formula on training data;
-    ``contrasts`` codes the named factors (lme4's ``contrasts`` argument)."""
+    """``(design, estimator parameters, features)`` of an lme4 formula on training
+    data (the features evaluated once, as ``design.features(data)``); ``contrasts``
+    codes the named factors (lme4's ``contrasts`` argument)."""
     conflicts = [p for p in SET_BY_FORMULA if p in estimator_params]
     if conflicts:
         raise ValueError(
@@ -479,4 +489,4 @@ def read_formula(formula, data, estimator_params=(), contrasts=None):
     params = _random_parameters(random, fixed_names, extra)
     params["fit_intercept"] = fixed.intercept
     params["fixed_terms"] = _fixed_terms(fixed, by_term, frame, categorical)
-    return design, params
+    return design, params, design._matrix(frame, random_frame, data.index)

@@ -209,7 +209,7 @@ def from_formula(formula, data, *, method="reml", contrasts=None, **estimator_pa
     >>> fm.estimator.get_params()["random_slopes"]
     {'Subject': ['Days']}
     """
-    design, params = read_formula(formula, data, estimator_params, contrasts=contrasts)
+    design, params, X = read_formula(formula, data, estimator_params, contrasts=contrasts)
     if design.offset(data) is not None:
         raise ValueError(
             "from_formula returns arrays for MixedLinearRegressor, which has no offset; "
@@ -222,7 +222,7 @@ def from_formula(formula, data, *, method="reml", contrasts=None, **estimator_pa
     if not is_numeric(y):
         raise ValueError(f"response {y.name!r} must be numeric, got dtype {y.dtype}")
     estimator = MixedLinearRegressor(method=method, **params, **estimator_params)
-    X, groups = design.features(data), _squeeze(design.groups(data))
+    groups = _squeeze(design.groups(data))
     return FormulaModel(formula, estimator, X, y.astype(float), groups, design)
 
 

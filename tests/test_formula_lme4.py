@@ -57,7 +57,8 @@ def _matrix(design, data, intercept):
 @pytest.mark.parametrize("case", MODEL_MATRIX["cases"], ids=lambda c: c["rhs"])
 def test_model_matrix_is_rs(case):
     data = _dataset("dietox")
-    design, params = read_formula(f"Weight ~ {case['rhs']} + (1 | Pig)", data)
+    design, params, features = read_formula(f"Weight ~ {case['rhs']} + (1 | Pig)", data)
+    pd.testing.assert_frame_equal(features, design.features(data))  # read once, the same
     X = _matrix(design, data, params["fit_intercept"])
     assert list(X.columns) == case["colnames"]
     expected = np.asarray(case["X"], dtype=float)
@@ -68,7 +69,7 @@ def test_model_matrix_is_rs(case):
 @pytest.mark.parametrize("case", MODEL_MATRIX["new_rows"], ids=lambda c: c["rhs"])
 def test_transforms_learned_at_fit_apply_to_new_data(case):
     data = _dataset("dietox")
-    design, params = read_formula(f"Weight ~ {case['rhs']} + (1 | Pig)", data)
+    design, params, _ = read_formula(f"Weight ~ {case['rhs']} + (1 | Pig)", data)
     new = pd.DataFrame(case["newdata"]).assign(Pig="4601")
     X = _matrix(design, new, params["fit_intercept"])
     assert list(X.columns) == case["colnames"]
