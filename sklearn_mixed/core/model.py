@@ -38,7 +38,7 @@ from .gradient import blocked_gradients
 from .layout import ThetaLayout, elimination_order
 from .memory import check_dense_block
 from .model_solution import SolutionMixin
-from .optimize import better_outcome, minimize_deviance
+from .optimize import NEAR_BOUND, better_outcome, minimize_deviance
 from .paired import PAIR_BUDGET, PairedDeviance, paired_size
 from .reduction import ModelRows, intercept_column
 from .single import SingleTermDeviance
@@ -489,9 +489,8 @@ class LinearMixedModel(SolutionMixin):
         """A singular fit of a model with a correlated block: possibly a local
         minimum on the boundary (lme4's ``(f || g)``, f categorical, on oats
         stops there from the default start), worth one more start."""
-        lower = self.layout.lower
-        bounded = np.isfinite(lower)
-        return bool(bounded.sum() < theta.size and np.any(theta[bounded] <= lower[bounded] + 1e-6))
+        correlated = np.sum(np.isfinite(self.layout.lower)) < theta.size  # off-diagonals
+        return correlated and self.layout.singular(theta, tol=NEAR_BOUND)
 
     def _feasible(self, start):
         start = np.array(start, dtype=float)

@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 
 from .bfgs import projected_bfgs
 
-__all__ = ["OptimizeOutcome", "minimize_deviance"]
+__all__ = ["NEAR_BOUND", "OptimizeOutcome", "better_outcome", "minimize_deviance"]
 
 # Deviance returned where the factorization fails (theta far outside the
 # feasible region); finite so that quasi-Newton line searches back off.
@@ -99,7 +99,7 @@ _MAX_BOUNDARY_RESTARTS = 3
 # Closer than this to its bound, a theta element counts as on it: the deviance
 # is even in a diagonal element of Lambda, so there its derivative is ~0 and a
 # gradient method started or stopped there does not move.
-_NEAR_BOUND = 1e-6
+NEAR_BOUND = 1e-6
 
 
 def _probe_off_boundary(objective, theta, value, theta0, lower):
@@ -109,7 +109,7 @@ def _probe_off_boundary(objective, theta, value, theta0, lower):
     tell whether the interior is lower: evaluate the deviance at a few steps
     into the feasible set.
     """
-    at_bound = np.isfinite(lower) & (theta - lower <= _NEAR_BOUND)
+    at_bound = np.isfinite(lower) & (theta - lower <= NEAR_BOUND)
     if not np.any(at_bound):
         return None
     best, best_value = None, value
@@ -200,7 +200,7 @@ def minimize_deviance(
     if theta0.size == 0:
         return OptimizeOutcome(theta0, objective(theta0), 0, 1, True, "no parameters")
     lower = np.asarray(lower, dtype=float)
-    theta0 = np.where(np.isfinite(lower) & (theta0 - lower <= _NEAR_BOUND), lower, theta0)
+    theta0 = np.where(np.isfinite(lower) & (theta0 - lower <= NEAR_BOUND), lower, theta0)
     bounds = _Bounds(lower, projected and value_and_gradient is not None)
     result = _quasi_newton(objective, theta0, bounds, max_iter, tol, scale, gtol)
     n_iter, converged, message = result.nit, bool(result.success), str(result.message)
