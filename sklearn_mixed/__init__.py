@@ -18,6 +18,7 @@ from ._mixed_glm import MixedLogisticRegression, MixedPoissonRegressor
 from .exceptions import (
     ExactFitWarning,
     NoGroupsWarning,
+    NotYetFittedWarning,
     PopulationPredictionWarning,
     SingularFitWarning,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "GroupInfluence",
     "LmerRegressor",
     "NoGroupsWarning",
+    "NotYetFittedWarning",
     "MixedLinearRegressor",
     "MixedLogisticRegression",
     "MixedPoissonRegressor",

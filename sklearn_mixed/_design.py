@@ -9,15 +9,26 @@ unidentifiable are refused with its reasons.
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from ._groups import INTERCEPT
 from .core import ModelRows, RandomTerm, aliased_columns, encode_factor, make_structure
+from .exceptions import user_stacklevel
 
-__all__ = ["FittedDesign", "build_rows", "drop_zero_weights", "encode_factors"]
+__all__ = [
+    "FittedDesign",
+    "NotIdentifiable",
+    "build_rows",
+    "chunk_rows",
+    "drop_zero_weights",
+    "encode_factors",
+    "encode_labels",
+    "finish_design",
+    "fixed_columns",
+]
 
 
 @dataclass(frozen=True)
@@ -29,14 +40,21 @@ class FittedDesign:
     dropped as combinations of earlier ones.
     """
 
-    rows: ModelRows
+    rows: ModelRows | None  # None when reduced from chunks (rows not kept)
     reduction: object
+    terms: tuple  # the random terms (with their rows when ``rows`` is kept)
     fixed: tuple
     fixed_names: tuple
     aliased: tuple
     levels: dict  # factor -> its level labels (array)
     specs: dict  # factor -> RandomSpec
     all_names: tuple  # the fixed columns before aliased ones were dropped
+    all_columns: tuple = ()  # their features (None: the intercept)
+    full_reduction: object = None  # the reduction of all of them
+
+
+class NotIdentifiable(ValueError):
+    """The rows cannot identify the model (too few rows or levels); more rows can."""
 
 
 def drop_zero_weights(X, y, groups, sample_weight):
@@ -54,20 +72,11 @@ def drop_zero_weights(X, y, groups, sample_weight):
 
 
 def encode_factors(names, labels, n_samples):
-    """``(codes, levels)`` of each grouping factor, checked to be a usable factor."""
-    encoded = []
-    for name, lab in zip(names, labels, strict=True):
-        codes, levels = _encode_labels(lab)
-        if len(levels) < 2:
-            raise ValueError(
-                f"grouping factor {name!r} has a single level; a random effect needs at "
-                "least 2 levels to estimate its variance. Remove the factor."
-            )
-        encoded.append((codes, levels))
-    return encoded
+    """``(codes, levels)`` of each grouping factor (levels sorted)."""
+    return [encode_labels(lab) for lab in labels]
 
 
-def _encode_labels(labels):
+def encode_labels(labels):
     """Sorted levels and codes; pandas' hash-based factorize for text labels
     (numpy's ``unique`` sorts every row), the core's encoder otherwise."""
     labels = np.asarray(labels)
@@ -92,7 +101,7 @@ def _check_identifiable(terms, n, fixed_sigma):
         return
     for t in terms:
         if t.n_levels >= n:
-            raise ValueError(
+            raise NotIdentifiable(
                 f"grouping factor {t.name!r} has {t.n_levels} levels for {n} observations; "
                 "its random effects cannot be told apart from the residual. The number of "
                 "levels must be smaller than the number of rows."
@@ -100,24 +109,40 @@ def _check_identifiable(terms, n, fixed_sigma):
         q = t.n_levels * t.n_coef
         if n <= q:
             labels = " + ".join(t.covariate_names)
-            raise ValueError(
+            raise NotIdentifiable(
                 f"number of observations (={n}) <= number of random effects (={q}) for term "
                 f"({labels} | {t.name}); the random-effects parameters and the residual "
                 "variance are probably unidentifiable (lme4's check.nobs.vs.nRE)."
             )
 
 
-def _random_terms(X, factors, specs):
-    """A :class:`~sklearn_mixed.core.RandomTerm` per grouping factor, and its levels."""
-    names, labels = factors
-    terms, levels = [], {}
-    for name, (codes, lev) in zip(names, encode_factors(names, labels, X.shape[0]), strict=True):
+def fixed_columns(fixed, fit_intercept, feature_names):
+    """The fixed-effects columns (``None`` for the intercept, else a feature
+    index) and their names."""
+    columns = ([None] if fit_intercept else []) + list(fixed)
+    return columns, [INTERCEPT if c is None else str(feature_names[c]) for c in columns]
+
+
+def chunk_rows(X, y, coded, weights, *, specs, columns, offset=None):
+    """:class:`~sklearn_mixed.core.ModelRows` of a chunk of validated rows.
+
+    ``coded`` lists, per grouping factor, ``(name, codes, levels)``: the level
+    index of each row among the factor's ``levels`` (all levels of the model,
+    not only this chunk's).
+    """
+    n = X.shape[0]
+    design = np.empty((n, len(columns)))
+    for j, c in enumerate(columns):
+        design[:, j] = 1.0 if c is None else X[:, c]
+    terms = []
+    for name, codes, levels in coded:
         spec = specs[name]
-        columns = [np.ones(X.shape[0]) if c is None else X[:, c] for c in spec.covariates]
+        cov = [np.ones(n) if c is None else X[:, c] for c in spec.covariates]
+        cov = np.column_stack(cov) if cov else np.empty((n, 0))
         structure = make_structure(spec.blocks, len(spec.covariates))
-        terms.append(RandomTerm(name, codes, lev, np.column_stack(columns), spec.names, structure))
-        levels[name] = lev
-    return terms, levels
+        terms.append(RandomTerm(name, codes, levels, cov, spec.names, structure))
+    intercept = 0 if columns and columns[0] is None else None
+    return ModelRows(design, y, tuple(terms), weights, offset, intercept)
 
 
 def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_names,
@@ -147,16 +172,27 @@ def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_n
     -------
     FittedDesign
     """
-    n = X.shape[0]
-    columns = ([None] if fit_intercept else []) + list(fixed)
-    names = [INTERCEPT if c is None else str(feature_names[c]) for c in columns]
-    design = np.empty((n, len(columns)))
-    for j, c in enumerate(columns):
-        design[:, j] = 1.0 if c is None else X[:, c]
-    all_names = tuple(names)
-    terms, levels = ([], {}) if factors is None else _random_terms(X, factors, specs)
-    rows = ModelRows(design, y, tuple(terms), weights, None, 0 if fit_intercept else None)
-    reduction = rows.reduce()
+    columns, names = fixed_columns(fixed, fit_intercept, feature_names)
+    coded = []
+    if factors is not None:
+        encoded = encode_factors(*factors, X.shape[0])
+        coded = [(name, c, lev) for name, (c, lev) in zip(factors[0], encoded, strict=True)]
+    rows = chunk_rows(X, y, coded, weights, specs=specs, columns=columns)
+    return finish_design(
+        rows.reduce(), rows.terms, columns, names, specs, rows=rows,
+        fixed_sigma=fixed_sigma, residual=residual,
+    )  # fmt: skip
+
+
+def finish_design(reduction, terms, columns, names, specs, *, rows=None, fixed_sigma=None,
+                  residual=True):  # fmt: skip
+    """The :class:`FittedDesign` of a reduction of all fixed ``columns``: aliased
+    columns dropped with lme4's warning, lme4's identifiability checks.
+
+    ``terms`` are the random terms in the reduction's order (their rows are
+    not read); ``rows``, if kept, lose the aliased columns too.
+    """
+    all_names, all_columns, full_reduction = tuple(names), tuple(columns), reduction
     bad = aliased_columns(reduction)
     aliased = tuple(names[j] for j in bad)
     if bad:
@@ -167,20 +203,29 @@ def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_n
             f"{list(aliased)!r} (combinations of the columns before them; lme4's "
             "check.rankX). Their coefficients are reported as 0 in coef_.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         reduction = reduction.select_fixed(keep)
-        intercept = reduction.intercept
-        rows = ModelRows(design[:, keep], y, tuple(terms), weights, None, intercept)
+        if rows is not None:
+            rows = replace(rows, X=rows.X[:, keep], intercept=reduction.intercept)
         columns = [columns[j] for j in keep]
         names = [names[j] for j in keep]
+    n = reduction.n
     if residual and n <= len(columns):
-        raise ValueError(
+        raise NotIdentifiable(
             f"got n_samples={n} for {len(columns)} fixed effects; the model needs more rows "
             "than fixed effects."
         )
+    for t in terms:
+        if t.n_levels < 2:
+            raise NotIdentifiable(
+                f"grouping factor {t.name!r} has a single level; a random effect needs at "
+                "least 2 levels to estimate its variance. Remove the factor."
+            )
     if residual:
         _check_identifiable(terms, n, fixed_sigma)
+    levels = {t.name: t.levels for t in terms}
     return FittedDesign(
-        rows, reduction, tuple(columns), tuple(names), aliased, levels, specs, all_names
-    )
+        rows, reduction, tuple(terms), tuple(columns), tuple(names), aliased, levels, specs,
+        all_names, all_columns, full_reduction,
+    )  # fmt: skip

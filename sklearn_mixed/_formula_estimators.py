@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._dask import refuse_dask
 from ._formula_read import read_formula
 from ._formula_vars import is_numeric
 from ._mixed import MixedLinearRegressor
@@ -53,6 +54,7 @@ class FormulaEstimator(BaseEstimator):
     def _data(self, X, reset):
         """``X`` as a DataFrame: as given, or an array's columns (and those of a
         DataFrame whose column names are not all text) named ``x0, x1, ...``."""
+        refuse_dask(X, type(self).__name__)
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             if reset:
                 self.feature_names_in_ = np.asarray(X.columns, dtype=object)

@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 
 from . import _glmm_report
 from ._base import _finite_numeric
+from ._dask import refuse_dask
 from ._design import drop_zero_weights
 from ._grouped import GroupedModelMixin, split_features_and_groups
 from ._groups import resolve_random_effects
@@ -111,6 +112,7 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         """The parameters, ``(X, y, groups)`` checked: features as floats (the
         grouping columns split off), ``y`` of as many rows."""
         self._validate_params()
+        refuse_dask((X, y, groups), type(self).__name__)
         X, groups = split_features_and_groups(X, groups, self.group_cols)
         min_features = 0 if groups is not None else 1
         features = _finite_numeric(X, 2)

@@ -46,21 +46,27 @@ class GroupedModelMixin:
         """The model's rows (:func:`~._design.build_rows`) from validated input:
         the grouping factors, the fixed features, each factor's random effects
         (``_random_specs``); ``options`` go to ``build_rows``."""
-        feature_names = self._feature_names()
-        if groups is None:
-            self._check_no_groups()
         factors = None if groups is None else validate_groups(groups, X.shape[0])
+        specs, fixed = self._model_layout([] if factors is None else factors[0])
+        return build_rows(
+            X, response, factors, weights, specs=specs, fixed=fixed,
+            fit_intercept=self.fit_intercept, feature_names=self._feature_names(), **options,
+        )  # fmt: skip
+
+    def _model_layout(self, factor_names):
+        """``(specs, fixed)``: each factor's random effects (``_random_specs``)
+        and the feature columns that are fixed effects; a model without
+        grouping factors warns or refuses (:meth:`_check_no_groups`)."""
+        feature_names = self._feature_names()
+        if not factor_names:
+            self._check_no_groups()
         fixed = resolve_fixed_features(getattr(self, "fixed_features", None), feature_names)
-        if not fixed and not self.fit_intercept and groups is None:
+        if not fixed and not self.fit_intercept and not factor_names:
             raise ValueError(
                 "the model has no fixed effects and no grouping factors: nothing to fit."
             )
-        return build_rows(
-            X, response, factors, weights,
-            specs={} if factors is None else self._random_specs(factors[0], feature_names),
-            fixed=fixed, fit_intercept=self.fit_intercept, feature_names=feature_names,
-            **options,
-        )  # fmt: skip
+        specs = self._random_specs(factor_names, feature_names) if factor_names else {}
+        return specs, fixed
 
     def _check_no_groups(self):
         """``fit`` without groups: an error when random effects are configured,
@@ -83,7 +89,7 @@ class GroupedModelMixin:
     def _store_fitted_model(self, design, fit):
         """The fitted attributes every mixed model has, from its ``design``
         (:class:`~._design.FittedDesign`) and the core's solution ``fit``."""
-        terms = design.rows.terms
+        terms = design.terms
         # coefficients of the features: 0 for random-only and aliased columns
         self.coef_ = np.zeros(self.n_features_in_)
         self.intercept_ = 0.0

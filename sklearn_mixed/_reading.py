@@ -213,7 +213,8 @@ class ReadingMixin:
             return core_influence.pearson_residuals(self.model_)
         if kind != "response":
             raise ValueError(f"kind must be 'response' or 'pearson', got {kind!r}")
-        return self.model_.data.y - core_influence.fitted_values(self.model_)
+        rows = core_influence.model_rows(self.model_, "residuals")
+        return rows.y - core_influence.fitted_values(self.model_)
 
     def leverage(self):
         """Leverage (hat values) of the training rows, as lme4's ``hatvalues``.

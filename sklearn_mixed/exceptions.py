@@ -5,6 +5,7 @@ import sys
 __all__ = [
     "ExactFitWarning",
     "NoGroupsWarning",
+    "NotYetFittedWarning",
     "PopulationPredictionWarning",
     "SingularFitWarning",
 ]
@@ -44,6 +45,15 @@ class NoGroupsWarning(UserWarning):
     metadata routing is enabled.  An estimator configured for random effects
     (``random_slopes``, ``random_effects``, a ``covariance`` dict) raises a
     ``ValueError`` instead of fitting without them.
+    """
+
+
+class NotYetFittedWarning(UserWarning):
+    """``partial_fit`` received chunks that cannot identify the model yet.
+
+    A grouping factor with a single level so far, or fewer rows than effects:
+    the chunks are reduced and kept, and the model is fitted after the chunk
+    that identifies it.  Until then the estimator is not fitted.
     """
 
 

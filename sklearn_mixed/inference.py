@@ -21,6 +21,7 @@ from scipy.stats import norm
 from sklearn.utils.validation import check_is_fitted
 
 from ._interpretation import normal_quantile
+from .core.influence import model_rows
 from .core.profile import VarianceParameters, profile_intervals
 
 __all__ = ["confint", "parameter_names"]
@@ -179,6 +180,7 @@ def _bootstrap(estimator, level, n_boot, random_state, n_jobs, progress):
     if int(n_boot) < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot!r}")
     model = estimator.model_
+    model_rows(model, "the parametric bootstrap")
     simulator = _SimulationModel.from_model(model)
     seeds = _seed_sequence(random_state).spawn(int(n_boot))
     batch_size = max(1, len(seeds) // 40)

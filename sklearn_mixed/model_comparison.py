@@ -221,24 +221,55 @@ def _check_models(models, names, minimum):
 
 
 def _check_same_response(models, names):
-    """lme4 requires the same data; here: the same number of rows and the same y."""
-    y0 = models[0].model_.data.y
+    """lme4 requires the same data; here: the same number of rows and the same y
+    (the same response sums when a model kept no rows: fitted from chunks)."""
+    sums = any(m.model_.data is None for m in models)
+    y0 = _response_of(models[0], sums)
     for model, name in zip(models[1:], names[1:], strict=True):
-        y = model.model_.data.y
-        if y.shape != y0.shape:
+        y = _response_of(model, sums)
+        if y.shape != y0.shape or models[0].n_obs_ != model.n_obs_:
             raise ValueError(
                 f"models were not fitted to the same data: {names[0]!r} has "
-                f"{y0.shape[0]} observations, {name!r} has {y.shape[0]}. Fit all models "
+                f"{models[0].n_obs_} observations, {name!r} has {model.n_obs_}. Fit all models "
                 "to the same rows (drop missing values before fitting)."
             )
-        if not np.array_equal(y, y0):
+        # sums of the same rows in another order agree to rounding (1e-10 relative)
+        same = np.allclose(y, y0, rtol=1e-10, atol=0, equal_nan=True)
+        if not (same if sums else np.array_equal(y, y0)):
             raise ValueError(
                 f"models were not fitted to the same response: y of {name!r} differs from "
                 f"y of {names[0]!r}. Likelihoods of different data are not comparable."
             )
 
 
+def _response_of(model, sums):
+    """The response of a model's rows or (``sums``) ``sum w``, ``sum log w``,
+    ``sum w y`` and ``y'Wy`` from its reduction, whatever its fixed effects."""
+    if not sums:
+        return model.model_.data.y
+    red = model.model_.reduction
+    if red.intercept is None:  # uncentred: y'Wy itself, sum w y from a term's level sums
+        levels = [t.level_y for t in red.terms if t.level_y is not None]
+        swy = levels[0].sum() if levels else np.nan
+        return np.array([red.sum_w, red.sum_log_w, swy, red.yy])
+    _, mean = red.centre()
+    s = red.shift_y
+    # y'Wy = sum w (y - s)^2 + 2 s sum w (y - s) + s^2 sum w, and sum w (y - s) = sum w (mean - s)
+    yy = red.yy + 2 * s * red.sum_w * (mean - s) + red.sum_w * s**2
+    return np.array([red.sum_w, red.sum_log_w, red.sum_w * mean, yy])
+
+
 def _same_fixed_effects(models):
+    """Whether the models have the same fixed-effects columns (their rows, or
+    their centred cross-products for models fitted from chunks)."""
+    if any(m.model_.data is None for m in models):
+        r0 = models[0].model_.reduction
+        return all(
+            m.model_.reduction.p == r0.p
+            and np.allclose(m.model_.reduction.XX, r0.XX, rtol=1e-10)
+            and np.allclose(m.model_.reduction.shift_X, r0.shift_X, rtol=1e-10)
+            for m in models[1:]
+        )
     d0 = models[0].model_.data.X
     return all(
         m.model_.data.X.shape == d0.shape and np.array_equal(m.model_.data.X, d0)
@@ -306,6 +337,8 @@ def _not_nested_reason(small, large):
         extra = set(slopes) - set(large.random_slope_names_.get(factor, []))
         if extra:
             return f"random slope(s) {sorted(extra)!r} on {factor!r} are not in the larger model"
+    if small.model_.data is None or large.model_.data is None:
+        return ""  # fitted from chunks: the column spaces are not compared
     X_small, X_large = small.model_.data.X, large.model_.data.X
     coef, *_ = np.linalg.lstsq(X_large, X_small, rcond=None)
     residual = np.linalg.norm(X_small - X_large @ coef)

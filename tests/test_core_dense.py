@@ -19,7 +19,8 @@ from sklearn_mixed.core.bfgs import projected_bfgs
 from sklearn_mixed.core.dense import augmented_gram
 from sklearn_mixed.core.grouping import term_model_matrix
 from sklearn_mixed.core.model import LinearMixedModel
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 
 
 def _model(X, y, terms, method):

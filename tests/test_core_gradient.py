@@ -17,7 +17,8 @@ from sklearn_mixed.core.deviance import Criterion, profiled_deviance
 from sklearn_mixed.core.gradient import relative_factor_gradients
 from sklearn_mixed.core.grouping import RandomTerm
 from sklearn_mixed.core.model import LinearMixedModel
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 
 N = 240
 

@@ -24,7 +24,8 @@ from sklearn_mixed.core.deviance import (
 )
 from sklearn_mixed.core.grouping import RandomTerm, term_model_matrix
 from sklearn_mixed.core.model import fit_lmm
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 
 RTOL = 1e-9
 

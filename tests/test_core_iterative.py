@@ -23,7 +23,8 @@ from sklearn_mixed.core.iterative import (
     fit_crossed_iterative,
     solve_mixed_model_equations,
 )
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 
 
 def _skewed_codes(rng, n, m, sigma=1.0):

@@ -12,7 +12,8 @@ from scipy.optimize import minimize
 
 from sklearn_mixed.core import RandomTerm, fit_lmm
 from sklearn_mixed.core.model import LinearMixedModel
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 
 
 def _simulate(seed, n_groups=12, per_group=8, slope_scale=10.0):

@@ -20,7 +20,8 @@ from sklearn_mixed.core.grouping import (
     term_model_matrix,
 )
 from sklearn_mixed.core.layout import elimination_order
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 from sklearn_mixed.core.structures import covariance_to_sd_corr, make_structure
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

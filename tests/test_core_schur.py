@@ -19,7 +19,8 @@ from sklearn_mixed.core.deviance import conditional_covariance_blocks
 from sklearn_mixed.core.grouping import RandomTerm
 from sklearn_mixed.core.model import LinearMixedModel
 from sklearn_mixed.core.pairs import WeightedGram
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 from sklearn_mixed.core.start import intercept_moment_start, intercept_moments
 
 N_A, N_B, N_C = 300, 120, 6

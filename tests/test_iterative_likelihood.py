@@ -30,7 +30,8 @@ from sklearn_mixed.core.iterative_system import (
     _SchurSystem,
     _split_solution,
 )
-from sklearn_mixed.core.reduction import intercept_column, reduce_rows
+from sklearn_mixed.core.reduction import reduce_rows
+from sklearn_mixed.core.rows import intercept_column
 
 # Absolute tolerance on log-likelihoods: 2.5 times the Monte Carlo standard
 # error the estimator targets (0.02); the errors measured are about 0.005.

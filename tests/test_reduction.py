@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sklearn_mixed.core import RandomTerm, fit_lmm, reduce_rows
 from sklearn_mixed.core.grouping import term_model_matrix
 from sklearn_mixed.core.model import LinearMixedModel
-from sklearn_mixed.core.reduction import ModelRows, PairPattern
+from sklearn_mixed.core.reduction import PairPattern
+from sklearn_mixed.core.rows import ModelRows
 
 
 def _data(seed, n=300, weighted=True):
@@ -142,3 +143,81 @@ def test_pair_pattern_gives_the_same_reduction():
         np.testing.assert_allclose(reused.pairs[key].toarray(), direct.pairs[key].toarray(),
                                    rtol=1e-12, atol=1e-12)  # fmt: skip
         np.testing.assert_array_equal(reused.counts[key].toarray(), direct.counts[key].toarray())
+
+
+def _assert_same_reduction(a, b, rtol=1e-12):
+    """Equal sums (rounding of differently ordered sums: ``rtol`` of the largest)."""
+    for name in ("XX", "Xy", "shift_X"):
+        x, y = getattr(a, name), getattr(b, name)
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * max(np.abs(y).max(), 1.0))
+    assert (a.n, a.intercept) == (b.n, b.intercept)
+    for s, t in zip(a.terms, b.terms, strict=True):
+        for name in ("A", "ZX", "Zy", "level_w", "level_y", "level_yy", "level_n"):
+            x, y = getattr(s, name), getattr(t, name)
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * max(np.abs(y).max(), 1.0))
+        assert s.intercept == t.intercept
+    for key in b.pairs:
+        x, y = a.pairs[key].toarray(), b.pairs[key].toarray()
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())
+        np.testing.assert_array_equal(a.counts[key].toarray(), b.counts[key].toarray())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_relevel_is_the_reduction_of_relabelled_rows(weighted):
+    """Renumbering a term's levels (a permutation into more levels: room for
+    levels not seen yet) moves its sums; other terms' pair tables follow."""
+    X, y, terms, w = _data(3, weighted=weighted)
+    rng = np.random.default_rng(0)
+    positions = rng.permutation(15)[:12]  # 12 levels into 15 places
+    moved = [
+        RandomTerm("a", positions[terms[0].codes], np.arange(15), terms[0].covariates,
+                   terms[0].covariate_names),
+        terms[1],
+    ]  # fmt: skip
+    expected = reduce_rows(X, y, moved, weights=w, intercept=0)
+    got = reduce_rows(X, y, terms, weights=w, intercept=0).relevel(0, positions, 15)
+    _assert_same_reduction(got, expected)
+    assert np.all(got.terms[0].level_n[np.setdiff1d(np.arange(15), positions)] == 0)
+    with pytest.raises(ValueError, match="own place"):
+        got.relevel(1, np.zeros(7, dtype=int), 7)
+
+
+def test_chunks_with_new_levels_add_up_after_relevel():
+    """A later chunk with levels the first did not have: pad the first to all
+    levels (zero sums), add; equal to the reduction of all rows."""
+    X, y, terms, w = _data(4)
+    first = terms[0].codes < 8  # levels 8..11 of term a only in the second chunk
+    whole = reduce_rows(X, y, terms, weights=w, intercept=0)
+    a_rows = [t.subset(first) for t in terms]
+    a_rows[0] = RandomTerm("a", a_rows[0].codes, np.arange(8), a_rows[0].covariates,
+                           a_rows[0].covariate_names)  # fmt: skip
+    part1 = reduce_rows(X[first], y[first], a_rows, weights=w[first], intercept=0)
+    part2 = reduce_rows(X[~first], y[~first], [t.subset(~first) for t in terms],
+                        weights=w[~first], intercept=0)  # fmt: skip
+    total = part1.relevel(0, np.arange(8), 12) + part2
+    _assert_same_reduction(total, whole, rtol=1e-10)
+
+
+def test_an_empty_chunk_adds_nothing():
+    X, y, terms, w = _data(5)
+    whole = reduce_rows(X, y, terms, weights=w, intercept=0)
+    empty = reduce_rows(X[:0], y[:0], [t.subset(slice(0, 0)) for t in terms], intercept=0)
+    assert empty.n == 0
+    _assert_same_reduction(whole + empty, whole, rtol=0)
+    _assert_same_reduction(empty + whole, whole, rtol=0)
+
+
+def test_a_slope_that_is_one_in_a_chunk_is_not_an_intercept():
+    """The all-ones covariate of a term is read from the data of each chunk; a
+    slope equal to 1 in one chunk must not make the sum's term an intercept."""
+    X, y, terms, w = _data(6)
+    z = terms[0].covariates[:, 1].copy()
+    z[:10] = 1.0
+    slope = [RandomTerm("a", terms[0].codes, np.arange(12), z[:, None], ("z",))]
+    whole = reduce_rows(X, y, slope, intercept=0)
+    parts = [
+        reduce_rows(X[rows], y[rows], [t.subset(rows) for t in slope], intercept=0)
+        for rows in (slice(0, 10), slice(10, None))
+    ]
+    assert parts[0].terms[0].intercept == 0 and whole.terms[0].intercept is None
+    assert (parts[0] + parts[1]).terms[0].intercept is None

@@ -29,7 +29,8 @@ from .glmm import GeneralizedLinearMixedModel
 from .grouping import RandomTerm, encode_factor, nesting_pairs
 from .model import LinearMixedModel, fit_lmm
 from .rank import aliased_columns
-from .reduction import ModelRows, Reduction, reduce_rows
+from .reduction import Reduction, reduce_rows
+from .rows import ModelRows
 from .solution import LMMFit
 from .structures import BlockDiagonal, Diagonal, Unstructured, make_structure
 

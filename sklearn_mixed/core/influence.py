@@ -35,6 +35,7 @@ __all__ = [
     "deletion_refits",
     "fitted_values",
     "hat_values",
+    "model_rows",
     "pearson_residuals",
     "studentized_residuals",
 ]
@@ -43,17 +44,22 @@ __all__ = [
 _BLOCK_BYTES = 64e6
 
 
-def _rows(model):
+def model_rows(model, what="leverage and influence"):
+    """The rows of ``model`` (:class:`~.rows.ModelRows`), or a ``ValueError``
+    saying that ``what`` needs them when they were not kept."""
     if model.data is None:
         raise ValueError(
-            "this model was reduced without keeping its rows; leverage and influence need them"
+            f"{what} need(s) the model's rows, and this model kept only its reduced data: it "
+            "was fitted from chunks (partial_fit) or from Dask collections, or reduced "
+            "without its rows. Fit it with fit(X, y, ...) on data in memory for row-level "
+            "diagnostics."
         )
     return model.data
 
 
 def fitted_values(model):
     """``mu = X beta + sum_f Z_f b_f`` on the model's rows (with the offset)."""
-    rows, fit = _rows(model), model.result
+    rows, fit = model_rows(model), model.result
     mu = rows.X @ fit.beta
     for term, b in zip(rows.terms, fit.b, strict=True):
         mu += np.einsum("ik,ik->i", term.covariates, b[term.codes])
@@ -64,7 +70,7 @@ def fitted_values(model):
 
 def pearson_residuals(model):
     """``sqrt(w_i) (y_i - mu_i)`` (lme4's ``residuals(fit, type = "pearson")``)."""
-    rows = _rows(model)
+    rows = model_rows(model)
     r = rows.y - fitted_values(model)
     return r if rows.weights is None else np.sqrt(rows.weights) * r
 
@@ -130,7 +136,7 @@ def _blocked_leverage(model, factor, Zs, X, block):
 
 def hat_values(model):
     """Diagonal of the hat matrix, one leverage per row (lme4's ``hatvalues``)."""
-    rows = _rows(model)
+    rows = model_rows(model)
     if model.solver != "exact":
         raise ValueError("leverage needs the exact factor; refit with solver='exact'")
     T = model.result.T
@@ -183,7 +189,7 @@ def deletion_refits(model, labels):
         The model refitted (same criterion, from the fitted theta) on the rows
         not in ``group``.
     """
-    rows = _rows(model)
+    rows = model_rows(model)
     labels = np.asarray(labels)
     with model.threads():
         for group in range(int(labels.max()) + 1):

@@ -10,7 +10,15 @@ letting numpy try.
 
 import os
 
-__all__ = ["DenseBlockTooLarge", "available_memory", "check_dense_block", "format_bytes"]
+__all__ = [
+    "DenseBlockTooLarge",
+    "ReductionTooLarge",
+    "available_memory",
+    "check_dense_block",
+    "check_reduction",
+    "format_bytes",
+    "reduction_bytes",
+]
 
 # Dense (size x size) arrays alive at once in an evaluation with its gradient:
 # the Schur complement, its factor, its inverse and the adjoint.
@@ -84,4 +92,48 @@ def check_dense_block(size, advice, available=None):
         f"about {format_bytes(needed)} of memory, and this machine has "
         f"{format_bytes(available)} free.",
         advice,
+    )
+
+
+class ReductionTooLarge(MemoryError):
+    """The reduced system (the cross-products) does not fit where it is summed."""
+
+
+# Reductions alive at once where the last two are summed: both halves and the sum.
+_REDUCTION_COPIES = 3
+
+
+def reduction_bytes(n, p, sizes):
+    """Bytes of a reduction (:mod:`.reduction`) of ``n`` rows, ``p`` fixed columns
+    and terms of ``sizes`` ``(levels, coefficients)``, at most.
+
+    Per term and level ``k^2 + k p + k + 4`` floats; per pair of terms one CSR
+    table of ``Z_f'WZ_g`` and one of counts, with at most ``min(n, m_f m_g)``
+    cells of ``k_f k_g`` entries (8-byte value, 4-byte index).
+    """
+    total = 8 * (p * p + p)
+    for m, k in sizes:
+        total += 8 * m * (k * k + k * p + k + 4)
+    for f, (mf, kf) in enumerate(sizes):
+        for mg, kg in sizes[f + 1 :]:
+            cells = min(n, mf * mg)
+            total += 12 * cells * (kf * kg + 1) + 8 * (mf * kf + 1)
+    return total
+
+
+def check_reduction(n, p, sizes, available=None):
+    """Raise :class:`ReductionTooLarge` when the reduction of a model cannot be
+    held where it is summed, before any row is reduced."""
+    available = available_memory() if available is None else available
+    needs = _REDUCTION_COPIES * reduction_bytes(n, p, sizes)
+    if available is None or needs <= max(_USABLE * available, _ALWAYS_AVAILABLE):
+        return
+    levels = " x ".join(f"{m:,}" for m, _ in sizes)
+    raise ReductionTooLarge(
+        f"the reduced system of {n:,} rows with grouping factors of {levels} levels needs up to "
+        f"{format_bytes(needs)} (its tables of pairs of levels have up to one cell per row), "
+        f"and {format_bytes(available)} is available where it is summed. It does not fit: "
+        "fit a factor with fewer levels (merge rare levels), a random sample of the rows, or "
+        "the factors one at a time; the levels of two factors that meet in few cells (nested "
+        "or nearly nested) fit in far less."
     )

@@ -40,7 +40,7 @@ from .memory import check_dense_block
 from .model_solution import SolutionMixin
 from .optimize import NEAR_BOUND, better_outcome, minimize_deviance
 from .paired import PAIR_BUDGET, PairedDeviance, paired_size
-from .reduction import ModelRows, intercept_column
+from .rows import ModelRows, intercept_column
 from .single import SingleTermDeviance
 from .solution import CriterionPieces
 from .start import intercept_moment_start, slope_moment_start
@@ -93,7 +93,7 @@ class LinearMixedModel(SolutionMixin):
         over many evaluations (the pair kernel, precomputed pair products).
     data : object, optional
         The rows the reduction came from (kept for row-level diagnostics:
-        influence, the bootstrap); see :class:`~.reduction.ModelRows`.
+        influence, the bootstrap); see :class:`~.rows.ModelRows`.
     """
 
     def __init__(self, reduction, terms, *, method="reml", fixed_sigma=None, solver="exact",

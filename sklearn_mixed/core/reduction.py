@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ModelRows", "PairPattern", "Reduction", "TermSums", "intercept_column", "reduce_rows"]
+__all__ = ["PairPattern", "Reduction", "TermSums", "reduce_rows"]
 
 # Rows per block of the quadratic forms X'WX, X'Wy, y'Wy (bounded temporaries).
 _BLOCK_ROWS = 1 << 16
@@ -171,6 +171,10 @@ class Reduction:
     def __add__(self, other):
         """The reduction of the union of two chunks of rows (same model)."""
         self._check_compatible(other)
+        if other.n == 0:  # an empty chunk: its centre is undefined, its sums are 0
+            return self
+        if self.n == 0:
+            return other
         total = replace(self, sum_w=self.sum_w + other.sum_w)
         if self.intercept is not None:  # the common centre: the weighted mean of both
             sa, ya = self.centre()
@@ -208,6 +212,46 @@ class Reduction:
                 "reductions of different models cannot be added: the fixed columns, the "
                 "intercept, the terms and their number of levels must be the same"
             )
+
+    # ------------------------------------------------------------ levels
+    def relevel(self, term, positions, n_levels):
+        """The same sums with the levels of term ``term`` renumbered: level ``j``
+        becomes ``positions[j]`` of ``n_levels`` (a permutation, or room for
+        levels not yet seen: their sums are 0).
+
+        Chunks of a stream code their levels as they come; adding levels is
+        this with ``positions = arange(m)``, and sorting them a permutation.
+        """
+        positions = np.asarray(positions, dtype=np.intp)
+        old = self.terms[term]
+        if positions.shape != (old.n_levels,) or np.unique(positions).size != positions.size:
+            raise ValueError(f"positions must give each of the {old.n_levels} levels its own place")
+        if positions.size and not 0 <= positions.min() <= positions.max() < n_levels:
+            raise ValueError(f"positions must lie in [0, {n_levels})")
+
+        def spread(values):
+            if values is None:
+                return None
+            out = np.zeros((n_levels,) + values.shape[1:], dtype=values.dtype)
+            out[positions] = values
+            return out
+
+        terms = list(self.terms)
+        terms[term] = replace(old, **{name: spread(getattr(old, name)) for name in _LEVEL_ARRAYS})
+        k = old.n_coef
+        # Z_f'WZ_g: the rows (f = term) or columns (g = term) of level j move to positions[j]
+        entries = np.repeat(positions * k, k) + np.tile(np.arange(k), positions.size)
+        pairs, counts = dict(self.pairs), dict(self.counts)
+        for key in self.pairs:
+            if term in key:
+                side = key.index(term)
+                pairs[key] = _move_entries(self.pairs[key], side, entries, n_levels * k)
+                counts[key] = (
+                    pairs[key]
+                    if self.counts[key] is self.pairs[key]
+                    else _move_entries(self.counts[key], side, positions, n_levels)
+                )
+        return replace(self, terms=tuple(terms), pairs=pairs, counts=counts)
 
     # ------------------------------------------------------------ fixed part
     def select_fixed(self, columns):
@@ -282,6 +326,19 @@ class Reduction:
         return out, J @ beta_cov @ J.T
 
 
+# The per-level arrays of TermSums (first axis: the term's levels).
+_LEVEL_ARRAYS = ("A", "ZX", "Zy", "level_w", "level_y", "level_yy", "level_n")
+
+
+def _move_entries(M, side, moves, size):
+    """CSR ``M`` with its rows (``side=0``) or columns (``side=1``) ``i`` moved
+    to ``moves[i]`` of ``size``."""
+    M = M.tocoo()
+    rows, cols = (moves[M.row], M.col) if side == 0 else (M.row, moves[M.col])
+    shape = (size, M.shape[1]) if side == 0 else (M.shape[0], size)
+    return sp.csr_matrix((M.data, (rows, cols)), shape=shape)
+
+
 def _add_terms(s, t):
     both = s.level_y is not None and t.level_y is not None
     return TermSums(
@@ -292,7 +349,8 @@ def _add_terms(s, t):
         level_y=s.level_y + t.level_y if both else None,
         level_yy=s.level_yy + t.level_yy if both else None,
         level_n=s.level_n + t.level_n,
-        intercept=s.intercept,
+        # a covariate that is all ones in every chunk (a slope can be 1 in one chunk)
+        intercept=s.intercept if s.intercept == t.intercept else None,
     )
 
 
@@ -535,58 +593,3 @@ def reduce_rows(X, y, terms, *, weights=None, offset=None, intercept=None, shift
         pairs=pairs,
         counts=counts,
     )
-
-
-def intercept_column(X):
-    """Index of the first all-ones column of X, or None."""
-    X = np.asarray(X)
-    if X.shape[0] == 0:
-        return None
-    ones = np.flatnonzero(np.all(X == 1.0, axis=0))
-    return int(ones[0]) if ones.size else None
-
-
-@dataclass(frozen=True)
-class ModelRows:
-    """The rows a model was reduced from, kept by reference (no copies).
-
-    For what needs rows after the fit: residuals, leverage and influence,
-    the parametric bootstrap.  ``X`` is the fixed-effects model matrix of the
-    model (its columns as fitted), ``terms`` the random terms with their level
-    codes and covariates.
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    terms: tuple
-    weights: np.ndarray | None = None
-    offset: np.ndarray | None = None
-    intercept: int | None = None
-
-    @property
-    def n(self):
-        return self.y.shape[0]
-
-    def reduce(self, y=None):
-        """The reduction of these rows (with another response ``y``, if given)."""
-        return reduce_rows(
-            self.X,
-            self.y if y is None else y,
-            self.terms,
-            weights=self.weights,
-            offset=self.offset,
-            intercept=self.intercept,
-        )
-
-    def subset(self, rows):
-        """The rows selected by ``rows`` (a boolean mask or indices)."""
-        pick = None if self.weights is None else self.weights[rows]
-        off = None if self.offset is None else self.offset[rows]
-        return ModelRows(
-            self.X[rows],
-            self.y[rows],
-            tuple(t.subset(rows) for t in self.terms),
-            pick,
-            off,
-            self.intercept,
-        )

@@ -1,0 +1,308 @@
+"""Dask collections: fit in two passes over the partitions, predict lazily.
+
+A fit on Dask collections (``X``, ``y``, ``groups``, ``sample_weight``
+with the same row partitions) makes two passes over the data, each a tree
+of tasks that Dask runs where the partitions are (the local scheduler, or
+the ``dask.distributed`` client when one is active):
+
+1. **Levels.**  Each partition's distinct labels per grouping factor and its
+   number of rows, merged pairwise; the client sorts the levels as ``fit``
+   does.  Before the second pass the size of the reduced system is known
+   (:func:`~sklearn_mixed.core.memory.check_reduction`): a system larger
+   than the memory that will hold it is refused here.
+2. **Cross-products.**  Each partition is coded against those levels and
+   reduced (:meth:`~._stream.RowStream.reduce_chunk`) on a worker; the
+   reductions are added pairwise (a tree reduction) and the sum comes back.
+
+The optimization then runs on the client, on the reduction only: no further
+pass.  ``predict`` maps the fitted estimator over the partitions and returns
+a lazy collection (as dask-ml's ``ParallelPostFit``); ``score`` is one more
+pass of sums.  Dask is optional: nothing here imports it before a Dask
+collection is seen.
+"""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
+
+from ._groups import default_factor_names, validate_groups
+from .core.memory import available_memory, check_reduction
+
+__all__ = [
+    "fit_partitions",
+    "is_dask_collection",
+    "lazy_predict",
+    "partition_score",
+    "refuse_dask",
+]
+
+# Partial results merged per task of the trees (Dask's ``split_every``): two,
+# as each holds a whole reduction in memory.
+_FAN_IN = 2
+
+
+def is_dask_collection(*objects):
+    """Whether any of ``objects`` is a Dask collection (without importing Dask)."""
+    dask = sys.modules.get("dask")
+    return dask is not None and any(o is not None and dask.is_dask_collection(o) for o in objects)
+
+
+def refuse_dask(objects, estimator):
+    """A ``TypeError`` for Dask input to an estimator that fits in memory only."""
+    objects = objects if isinstance(objects, tuple) else (objects,)
+    if is_dask_collection(*objects):
+        raise TypeError(
+            f"{estimator} fits data in memory only, and got a Dask collection. Compute it "
+            "first (.compute()), or fit MixedLinearRegressor or CrossedEffectsRegressor, "
+            "which fit Dask collections where the partitions are."
+        )
+
+
+# ------------------------------------------------------------------ partitions
+def _blocks(obj, what):
+    """The row partitions of a Dask collection as Delayed objects (None: Nones)."""
+    if obj is None:
+        return None
+    if not is_dask_collection(obj):
+        raise TypeError(
+            f"{what} is a {type(obj).__name__} while X is a Dask collection: pass X, y, "
+            "groups and sample_weight all as Dask collections with the same partitions "
+            "(for example columns of one Dask DataFrame), or all in memory."
+        )
+    import dask.array as da
+
+    if isinstance(obj, da.Array):
+        if obj.ndim == 2:
+            return list(obj.rechunk({1: -1}).to_delayed()[:, 0])
+        return list(obj.to_delayed().ravel())
+    return list(obj.to_delayed())
+
+
+def partitions(X, y=None, groups=None, sample_weight=None):
+    """``(x, y, groups, weights)`` Delayed per row partition, checked aligned."""
+    parts = [_blocks(X, "X")]
+    for obj, what in ((y, "y"), (groups, "groups"), (sample_weight, "sample_weight")):
+        blocks = _blocks(obj, what)
+        if blocks is not None and len(blocks) != len(parts[0]):
+            raise ValueError(
+                f"X has {len(parts[0])} partitions and {what} {len(blocks)}: they must be "
+                "partitioned alike (take them from one Dask DataFrame, or rechunk)"
+            )
+        parts.append([None] * len(parts[0]) if blocks is None else blocks)
+    return list(zip(*parts, strict=True))
+
+
+def _tree(parts, merge):
+    """The pairwise merge of Delayed ``parts`` (a tree of depth log2 of their number)."""
+    import dask
+
+    while len(parts) > 1:
+        parts = [
+            dask.delayed(merge)(*parts[i : i + _FAN_IN]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), _FAN_IN)
+        ]
+    return parts[0]
+
+
+def factor_names(groups):
+    """The grouping factors' names, read from the collection's columns."""
+    import dask.array as da
+
+    if isinstance(groups, da.Array):
+        return ["group"] if groups.ndim == 1 else default_factor_names(groups.shape[1])
+    if hasattr(groups, "columns"):
+        return [str(c) for c in groups.columns]
+    return ["group" if groups.name is None else str(groups.name)]
+
+
+# ------------------------------------------------------------ on the workers
+def _levels_of(groups):
+    """``(rows, distinct labels per factor)`` of one partition."""
+    n = len(groups)
+    _, labels = validate_groups(groups, n)
+    return n, [pd.unique(np.asarray(lab)) for lab in labels]
+
+
+def _merge_levels(*parts):
+    n = sum(p[0] for p in parts)
+    merged = [pd.unique(np.concatenate([p[1][i] for p in parts])) for i in range(len(parts[0][1]))]
+    return n, merged
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a worker needs to reduce a partition: the coding, the features."""
+
+    stream: object  # RowStream with the levels known (closed)
+    n_features: int
+    feature_names: list | None  # of a DataFrame X
+
+
+def _chunk(x, y, g, w, plan):
+    """One partition's features, response, labels and positive weights, checked."""
+    if hasattr(x, "columns"):
+        if plan.feature_names is not None and [str(c) for c in x.columns] != plan.feature_names:
+            raise ValueError("a partition of X has other columns than X: the partitions differ")
+        x = x.to_numpy() if len(x.columns) else np.empty((len(x), 0))
+    X = check_array(
+        x, dtype=np.float64, ensure_min_samples=0, ensure_min_features=0, input_name="X"
+    )
+    if X.shape[1] != plan.n_features:
+        raise ValueError(f"a partition of X has {X.shape[1]} columns, X has {plan.n_features}")
+    n = X.shape[0]
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, ensure_min_samples=0,
+                                 input_name="y"))  # fmt: skip
+    if y.shape[0] != n:
+        raise ValueError(f"a partition of X has {n} rows and the same partition of y {len(y)}")
+    labels = []
+    if g is not None:
+        names = plan.stream.factor_names
+        labels = validate_groups(g, n, expected_names=names)[1]
+    if w is not None:
+        w = _check_sample_weight(np.asarray(w), X, ensure_non_negative=True,
+                                  allow_all_zero_weights=True)  # fmt: skip
+        keep = w > 0
+        X, y, w = X[keep], y[keep], w[keep]
+        labels = [np.asarray(lab)[keep] for lab in labels]
+    return X, y, labels, w
+
+
+def _reduce_partition(x, y, g, w, plan):
+    """The reduction of one partition (None when it has no rows)."""
+    X, y, labels, w = _chunk(x, y, g, w, plan)
+    if X.shape[0] == 0:
+        return None
+    return plan.stream.reduce_chunk(X, y, labels, w)
+
+
+def _add(*parts):
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+# ------------------------------------------------------------------ the fit
+def fit_partitions(parts, groups, make_stream, n_features, feature_names):
+    """The levels pass, the size check and the reduction pass.
+
+    ``make_stream(factor_names, levels)`` gives the :class:`~._stream.RowStream`
+    of the model with those levels; returns it with the reduction of all
+    partitions added.
+    """
+    import dask
+
+    names, levels = [], None
+    if groups is not None:
+        names = factor_names(groups)
+        n, uniques = dask.compute(_tree([dask.delayed(_levels_of)(p[2]) for p in parts],
+                                        _merge_levels))[0]  # fmt: skip
+        from ._design import encode_labels
+
+        levels = [encode_labels(u)[1] for u in uniques]
+    stream = make_stream(names, levels)
+    if levels is not None:
+        sizes = [(len(lev), len(stream.specs[name].covariates))
+                 for name, lev in zip(names, levels, strict=True)]  # fmt: skip
+        check_reduction(n, len(stream.columns), sizes, _memory_limit())
+    plan = dask.delayed(_Plan(stream, n_features, feature_names), pure=False, traverse=False)
+    reduced = [dask.delayed(_reduce_partition)(*p, plan) for p in parts]
+    stream.add_reduction(dask.compute(_tree(reduced, _add))[0])
+    return stream
+
+
+def _memory_limit():
+    """Bytes the reduced system may take: the client's free memory and, with a
+    ``dask.distributed`` client, the smallest worker's memory limit."""
+    limits = [available_memory()]
+    if "distributed" in sys.modules:
+        from distributed import get_client
+
+        try:
+            workers = get_client().scheduler_info()["workers"].values()
+        except ValueError:  # no client: the local scheduler
+            workers = []
+        limits += [w.get("memory_limit") or None for w in workers]
+    limits = [m for m in limits if m]
+    return min(limits) if limits else None
+
+
+# ------------------------------------------------------------------ predict
+def _predict_part(x, g, estimator, options):
+    out = estimator.predict(x, groups=g, **options)
+    if hasattr(x, "index"):
+        if options.get("return_std"):
+            return pd.DataFrame({"mean": out[0], "std": out[1]}, index=x.index)
+        return pd.Series(out, index=x.index)
+    return np.column_stack(out) if options.get("return_std") else out
+
+
+def lazy_predict(estimator, X, groups, options):
+    """``estimator.predict`` mapped over the partitions: a Dask Series (a Dask
+    DataFrame ``X``) or array, computed when asked; with ``return_std`` a
+    pair of them."""
+    import dask
+    import dask.array as da
+
+    model = dask.delayed(estimator, pure=False, traverse=False)
+    if not isinstance(X, da.Array):
+        import dask.dataframe as dd
+
+        std = options.get("return_std")
+        meta = pd.DataFrame({"mean": [], "std": []}) if std else pd.Series([], dtype=float)
+        out = dd.map_partitions(_predict_part, X, groups, model, options, meta=meta,
+                                align_dataframes=False)  # fmt: skip
+        return (out["mean"], out["std"]) if std else out
+    parts = partitions(X, None, groups)
+    rows = X.chunks[0]
+    pieces = [
+        da.from_delayed(dask.delayed(_predict_part)(p[0], p[2], model, options),
+                        shape=(m, 2) if options.get("return_std") else (m,), dtype=float)
+        for p, m in zip(parts, rows, strict=True)
+    ]  # fmt: skip
+    out = da.concatenate(pieces)
+    return (out[:, 0], out[:, 1]) if options.get("return_std") else out
+
+
+def _score_part(x, y, g, w, estimator):
+    """One partition's ``(sum w, weighted mean of y, sum w (y - mean)^2,
+    sum w (y - mu)^2)`` for the weighted R^2."""
+    mu = np.asarray(estimator.predict(x, groups=g), dtype=float)
+    y = np.asarray(y, dtype=float).ravel()
+    w = np.ones_like(y) if w is None else np.asarray(w, dtype=float).ravel()
+    sw = w.sum()
+    mean = w @ y / sw if sw > 0 else 0.0
+    return np.array([sw, mean, w @ (y - mean) ** 2, w @ (y - mu) ** 2])
+
+
+def _merge_moments(*parts):
+    """Sums of the union of partitions: the spread about the common mean by the
+    update of Chan, Golub and LeVeque (no cancellation for a large mean)."""
+    sw, mean, m2, ss_res = parts[0]
+    for wb, mb, m2b, rb in parts[1:]:
+        total = sw + wb
+        if wb > 0:
+            delta = mb - mean
+            m2 += m2b + delta**2 * sw * wb / total
+            mean += delta * wb / total
+        sw, ss_res = total, ss_res + rb
+    return np.array([sw, mean, m2, ss_res])
+
+
+def partition_score(estimator, X, y, groups, sample_weight):
+    """The R^2 of ``estimator.predict`` on Dask collections, in one pass
+    (scikit-learn's ``r2_score``, 0 for a constant response not fitted exactly)."""
+    import dask
+
+    model = dask.delayed(estimator, pure=False, traverse=False)
+    sums = [dask.delayed(_score_part)(*p, model) for p in partitions(X, y, groups, sample_weight)]
+    _, _, ss_tot, ss_res = dask.compute(_tree(sums, _merge_moments))[0]
+    if ss_tot == 0:
+        return 1.0 if ss_res == 0 else 0.0
+    return float(1.0 - ss_res / ss_tot)
