@@ -27,7 +27,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _results
 from ._dask import fit_partitions, is_dask_collection, lazy_predict, partition_score, partitions
-from ._design import NotIdentifiable, drop_zero_weights, fixed_columns
+from ._design import NotIdentifiable, chunk_weights, drop_zero_weights, fixed_columns
 from ._grouped import GroupedModelMixin, split_features_and_groups
 from ._groups import INTERCEPT, split_group_columns, validate_groups
 from ._reading import ReadingMixin
@@ -187,9 +187,7 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
             X, y, 0 if groups is not None else 1, reset=stream is None, ensure_min_samples=0
         )
         if sample_weight is not None:  # a chunk of weight 0 adds nothing
-            sample_weight = _check_sample_weight(
-                sample_weight, X, ensure_non_negative=True, allow_all_zero_weights=True
-            )
+            sample_weight = chunk_weights(sample_weight, X.shape[0])
         X, y, groups, weights = drop_zero_weights(X, y, groups, sample_weight)
         names, labels = [], []
         if groups is not None:

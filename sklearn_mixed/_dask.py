@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
+from ._design import chunk_weights, encode_labels
 from ._groups import default_factor_names, validate_groups
 from .core.memory import available_memory, check_reduction
 
@@ -82,7 +83,18 @@ def _blocks(obj, what):
 
 
 def partitions(X, y=None, groups=None, sample_weight=None):
-    """``(x, y, groups, weights)`` Delayed per row partition, checked aligned."""
+    """One Delayed ``(x, y, groups, weights)`` per row partition, checked aligned.
+
+    Dask DataFrames and Series are joined into one frame first: each alone
+    is optimized on its own (a Parquet read of fewer columns may merge
+    partitions), so that only their join is partitioned alike.
+    """
+    import dask
+
+    given = [X, y, groups, sample_weight]
+    joined = _joined(given)
+    if joined is not None:
+        return [dask.delayed(_split)(part, joined[1]) for part in joined[0].to_delayed()]
     parts = [_blocks(X, "X")]
     for obj, what in ((y, "y"), (groups, "groups"), (sample_weight, "sample_weight")):
         blocks = _blocks(obj, what)
@@ -92,7 +104,51 @@ def partitions(X, y=None, groups=None, sample_weight=None):
                 "partitioned alike (take them from one Dask DataFrame, or rechunk)"
             )
         parts.append([None] * len(parts[0]) if blocks is None else blocks)
-    return list(zip(*parts, strict=True))
+    return [dask.delayed(tuple)(list(p)) for p in zip(*parts, strict=True)]
+
+
+def _joined(given):
+    """The Dask DataFrames and Series of ``given`` as one frame (their columns
+    renamed by role) and its layout for :func:`_split`; None for arrays."""
+    import dask.array as da
+    import dask.dataframe as dd
+
+    present = [o for o in given if o is not None]
+    if any(isinstance(o, da.Array) for o in present):
+        return None
+    for obj, what in zip(given, ("X", "y", "groups", "sample_weight"), strict=True):
+        if obj is not None and not is_dask_collection(obj):
+            _blocks(obj, what)  # raises: all or none must be Dask collections
+    layout, pieces = [], []
+    for role, obj in enumerate(given):
+        if obj is None:
+            layout.append(None)
+            continue
+        series = isinstance(obj, dd.Series)
+        names = None if series else list(obj.columns)
+        frame = obj.to_frame() if series else obj
+        renamed = [f"{role}/{i}" for i in range(len(frame.columns))]
+        layout.append((renamed, names, obj.name if series else None))
+        pieces.append(frame.rename(columns=dict(zip(frame.columns, renamed, strict=True))))
+    if len(pieces) == 1:
+        return pieces[0], layout
+    return dd.concat(pieces, axis=1, ignore_unknown_divisions=True), layout
+
+
+def _split(frame, layout):
+    """The partition of the joined frame back into ``(x, y, groups, weights)``."""
+    out = []
+    for role in layout:
+        if role is None:
+            out.append(None)
+            continue
+        renamed, names, series_name = role
+        part = frame[renamed]
+        if names is None:
+            out.append(part.iloc[:, 0].rename(series_name))
+        else:
+            out.append(part.set_axis(names, axis=1))
+    return tuple(out)
 
 
 def _tree(parts, merge):
@@ -120,7 +176,7 @@ def factor_names(groups):
 
 # ------------------------------------------------------------ on the workers
 def _levels_of(groups):
-    """``(rows, distinct labels per factor)`` of one partition."""
+    """``(rows, distinct labels per factor)`` of a partition of the groups."""
     n = len(groups)
     _, labels = validate_groups(groups, n)
     return n, [pd.unique(np.asarray(lab)) for lab in labels]
@@ -162,17 +218,16 @@ def _chunk(x, y, g, w, plan):
         names = plan.stream.factor_names
         labels = validate_groups(g, n, expected_names=names)[1]
     if w is not None:
-        w = _check_sample_weight(np.asarray(w), X, ensure_non_negative=True,
-                                  allow_all_zero_weights=True)  # fmt: skip
+        w = chunk_weights(np.asarray(w), n)
         keep = w > 0
         X, y, w = X[keep], y[keep], w[keep]
         labels = [np.asarray(lab)[keep] for lab in labels]
     return X, y, labels, w
 
 
-def _reduce_partition(x, y, g, w, plan):
+def _reduce_partition(part, plan):
     """The reduction of one partition (None when it has no rows)."""
-    X, y, labels, w = _chunk(x, y, g, w, plan)
+    X, y, labels, w = _chunk(*part, plan)
     if X.shape[0] == 0:
         return None
     return plan.stream.reduce_chunk(X, y, labels, w)
@@ -201,10 +256,9 @@ def fit_partitions(parts, groups, make_stream, n_features, feature_names):
     names, levels = [], None
     if groups is not None:
         names = factor_names(groups)
-        n, uniques = dask.compute(_tree([dask.delayed(_levels_of)(p[2]) for p in parts],
-                                        _merge_levels))[0]  # fmt: skip
-        from ._design import encode_labels
-
+        # the grouping columns alone (a Parquet read of those columns only)
+        blocks = [dask.delayed(_levels_of)(b) for b in _blocks(groups, "groups")]
+        n, uniques = dask.compute(_tree(blocks, _merge_levels))[0]
         levels = [encode_labels(u)[1] for u in uniques]
     stream = make_stream(names, levels)
     if levels is not None:
@@ -212,7 +266,7 @@ def fit_partitions(parts, groups, make_stream, n_features, feature_names):
                  for name, lev in zip(names, levels, strict=True)]  # fmt: skip
         check_reduction(n, len(stream.columns), sizes, _memory_limit())
     plan = dask.delayed(_Plan(stream, n_features, feature_names), pure=False, traverse=False)
-    reduced = [dask.delayed(_reduce_partition)(*p, plan) for p in parts]
+    reduced = [dask.delayed(_reduce_partition)(p, plan) for p in parts]
     stream.add_reduction(dask.compute(_tree(reduced, _add))[0])
     return stream
 
@@ -234,12 +288,18 @@ def _memory_limit():
 
 
 # ------------------------------------------------------------------ predict
-def _predict_part(x, g, estimator, options):
+def _predict_frame(frame, layout, estimator, options):
+    """Predictions of a partition of the joined frame, on its index."""
+    x, _, g, _ = _split(frame, layout)
     out = estimator.predict(x, groups=g, **options)
-    if hasattr(x, "index"):
-        if options.get("return_std"):
-            return pd.DataFrame({"mean": out[0], "std": out[1]}, index=x.index)
-        return pd.Series(out, index=x.index)
+    if options.get("return_std"):
+        return pd.DataFrame({"mean": out[0], "std": out[1]}, index=frame.index)
+    return pd.Series(out, index=frame.index)
+
+
+def _predict_part(part, estimator, options):
+    """Predictions of a partition of arrays ``(x, y, groups, weights)``."""
+    out = estimator.predict(part[0], groups=part[2], **options)
     return np.column_stack(out) if options.get("return_std") else out
 
 
@@ -250,19 +310,20 @@ def lazy_predict(estimator, X, groups, options):
     import dask
     import dask.array as da
 
+    if not is_dask_collection(X):
+        raise TypeError("predict got Dask groups and X in memory: pass X as a Dask collection")
     model = dask.delayed(estimator, pure=False, traverse=False)
-    if not isinstance(X, da.Array):
-        import dask.dataframe as dd
-
+    joined = _joined([X, None, groups, None])
+    if joined is not None:
         std = options.get("return_std")
         meta = pd.DataFrame({"mean": [], "std": []}) if std else pd.Series([], dtype=float)
-        out = dd.map_partitions(_predict_part, X, groups, model, options, meta=meta,
-                                align_dataframes=False)  # fmt: skip
+        frame, layout = joined
+        out = frame.map_partitions(_predict_frame, layout, model, options, meta=meta)
         return (out["mean"], out["std"]) if std else out
     parts = partitions(X, None, groups)
     rows = X.chunks[0]
     pieces = [
-        da.from_delayed(dask.delayed(_predict_part)(p[0], p[2], model, options),
+        da.from_delayed(dask.delayed(_predict_part)(p, model, options),
                         shape=(m, 2) if options.get("return_std") else (m,), dtype=float)
         for p, m in zip(parts, rows, strict=True)
     ]  # fmt: skip
@@ -270,9 +331,10 @@ def lazy_predict(estimator, X, groups, options):
     return (out[:, 0], out[:, 1]) if options.get("return_std") else out
 
 
-def _score_part(x, y, g, w, estimator):
+def _score_part(part, estimator):
     """One partition's ``(sum w, weighted mean of y, sum w (y - mean)^2,
     sum w (y - mu)^2)`` for the weighted R^2."""
+    x, y, g, w = part
     mu = np.asarray(estimator.predict(x, groups=g), dtype=float)
     y = np.asarray(y, dtype=float).ravel()
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float).ravel()
@@ -301,7 +363,7 @@ def partition_score(estimator, X, y, groups, sample_weight):
     import dask
 
     model = dask.delayed(estimator, pure=False, traverse=False)
-    sums = [dask.delayed(_score_part)(*p, model) for p in partitions(X, y, groups, sample_weight)]
+    sums = [dask.delayed(_score_part)(p, model) for p in partitions(X, y, groups, sample_weight)]
     _, _, ss_tot, ss_res = dask.compute(_tree(sums, _merge_moments))[0]
     if ss_tot == 0:
         return 1.0 if ss_res == 0 else 0.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_array
 
 from ._groups import INTERCEPT
 from .core import ModelRows, RandomTerm, aliased_columns, encode_factor, make_structure
@@ -23,6 +24,7 @@ __all__ = [
     "NotIdentifiable",
     "build_rows",
     "chunk_rows",
+    "chunk_weights",
     "drop_zero_weights",
     "encode_factors",
     "encode_labels",
@@ -55,6 +57,18 @@ class FittedDesign:
 
 class NotIdentifiable(ValueError):
     """The rows cannot identify the model (too few rows or levels); more rows can."""
+
+
+def chunk_weights(sample_weight, n_samples):
+    """Prior weights of a chunk of rows, checked: finite, non-negative, one per
+    row; all 0 is allowed (a chunk of weight 0 adds nothing)."""
+    w = check_array(sample_weight, ensure_2d=False, dtype=np.float64, ensure_min_samples=0,
+                    input_name="sample_weight")  # fmt: skip
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected ({n_samples},)!")
+    if np.any(w < 0):
+        raise ValueError("Negative values in data passed to sample_weight")
+    return w
 
 
 def drop_zero_weights(X, y, groups, sample_weight):

@@ -215,9 +215,18 @@ def test_inputs_must_be_partitioned_alike(client):
     ddf = dd.from_pandas(frame, npartitions=3)
     with pytest.raises(TypeError, match="all as Dask collections"):
         MixedLinearRegressor().fit(ddf[parts["X"]], frame["y"], groups=ddf["Subject"])
+    # DataFrames are joined (aligned on their divisions) before being partitioned
     other = dd.from_pandas(frame, npartitions=2)
+    assert_same_fit(
+        MixedLinearRegressor().fit(ddf[parts["X"]], other["y"], groups=ddf["Subject"]),
+        _in_memory(MixedLinearRegressor(), frame, parts),
+    )
+    X, y = frame[parts["X"]].to_numpy(), frame["y"].to_numpy()
     with pytest.raises(ValueError, match="partitioned alike"):
-        MixedLinearRegressor().fit(ddf[parts["X"]], other["y"], groups=ddf["Subject"])
+        MixedLinearRegressor().fit(
+            da.from_array(X, chunks=(60, 1)), da.from_array(y, chunks=50),
+            groups=da.from_array(frame["Subject"].to_numpy(), chunks=60),
+        )  # fmt: skip
 
 
 def test_missing_labels_and_bad_values_are_reported_from_the_workers(client):
@@ -237,3 +246,22 @@ def test_glmm_estimators_refuse_dask_collections():
         warnings.simplefilter("ignore")
         with pytest.raises(TypeError, match="Dask"):
             MixedLogisticRegression().fit(ddf[parts["X"]], ddf["y"], groups=ddf["Subject"])
+
+
+def test_fit_from_parquet(client, tmp_path):
+    """The recipe of the docs: columns of one read_parquet, each projected on
+    its own by Dask's optimizer (which may merge partitions differently for
+    fewer columns); several files and row groups."""
+    frame, parts = _frame(sleepstudy())
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(tmp_path / f"part-{i}.parquet", row_group_size=25)
+    ddf = dd.read_parquet(tmp_path)
+    make = CASES["slopes"][0]
+    model = make().fit(ddf[parts["X"]], ddf["y"], groups=ddf[parts["g"]])
+    reference = _in_memory(make(), frame, parts)
+    assert_same_fit(model, reference)
+    pred = model.predict(ddf[parts["X"]], groups=ddf[parts["g"]]).compute()
+    expected = reference.predict(frame[parts["X"]], groups=frame[parts["g"]])
+    np.testing.assert_allclose(pred.to_numpy(), expected, rtol=1e-9)
+    with pytest.raises(TypeError, match="all as Dask collections"):
+        model.predict(ddf[parts["X"]], groups=frame[parts["g"]])

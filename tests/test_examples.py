@@ -58,6 +58,8 @@ EXPECTED_OUTPUT = {
         "95% of subject intercepts lie in a +- 1.96 tau = 251.41 +- 72.76",
         "REML criterion at convergence: 330.8606",  # (b) Penicillin, crossed
         "REML criterion at convergence: 246.9907",  # (c) Pastes, nested
+        # partial_fit over 8 chunks equals fit in memory (6 decimals)
+        "fit on all 7185 rows: logLik -23320.199127; 8 chunks with partial_fit: -23320.199127",
         # glmer(use ~ age + I(age^2) + urban + livch + (1 | district), Contraception,
         # binomial): logLik -1186.364, district sd 0.4752 (lme4 1.1-31)
         "logLik -1186.364 (lme4 -1186.364), district sd 0.4752 (lme4 0.4752)",
@@ -115,6 +117,8 @@ EXPECTED_SNIPPET_OUTPUT = {
     "README.md": ["REML criterion at convergence: 1743.6283", "[253.7 273.3 293. ]"],
     "lme4_users.md": ["[('batch:cask', 'batch')]"],
     "new_groups.md": ["True"],
+    # lmer(Reaction ~ Days + (Days | Subject), sleepstudy): logLik -871.8141 (lme4 1.1-31)
+    "scaling.md": ["180 rows, logLik -871.81", "logLik -871.81"],
     "five_minutes.md": [
         "theta = 0.8078 = tau / sigma = 0.8078",
         "plate a, sample A: 25.96 +- 1.08 mm",
@@ -124,7 +128,7 @@ EXPECTED_SNIPPET_OUTPUT = {
 
 README_COMMANDS = [
     'pip install -e ".[tests]" && python examples/demo.py',
-    'pip install -e ".[tests]" && python -m pytest -q',
+    'pip install -e ".[tests,dask]" && python -m pytest -q',
 ]
 
 

@@ -41,6 +41,8 @@ __all__ = ["PairPattern", "Reduction", "TermSums", "reduce_rows"]
 
 # Rows per block of the quadratic forms X'WX, X'Wy, y'Wy (bounded temporaries).
 _BLOCK_ROWS = 1 << 16
+# Rows per level in a block of the per-level sums (see _bincount).
+_ROWS_PER_LEVEL = 256
 
 
 @dataclass(frozen=True)
@@ -374,9 +376,20 @@ def _weighted_covariates(term, w):
 
 
 def _bincount(codes, weights, m):
+    """``sum weights`` per level, by blocks of rows when levels have many rows:
+    ``bincount`` adds a level's rows one after the other, an error of ``eps``
+    times their number (1e-11 for 1e5 rows), which the fixed intercept can
+    amplify 1e4-fold; a block holds ~``_ROWS_PER_LEVEL`` rows per level."""
     if weights is None:
         return np.bincount(codes, minlength=m).astype(float)
-    return np.bincount(codes, weights=weights, minlength=m)
+    block = max(_BLOCK_ROWS, _ROWS_PER_LEVEL * m)
+    if codes.size <= block:
+        return np.bincount(codes, weights=weights, minlength=m)
+    out = np.zeros(m)
+    for start in range(0, codes.size, block):
+        rows = slice(start, start + block)
+        out += np.bincount(codes[rows], weights=weights[rows], minlength=m)
+    return out
 
 
 def _term_sums(term, w, X, shift_X, intercept, y_c, wy):
@@ -441,7 +454,7 @@ def _crosstab(rows, cols, m_rows, m_cols, values=None):
     n = rows.size
     if m_rows * m_cols <= max(4 * n, 4096):
         keys = rows.astype(np.int64) * m_cols + cols
-        table = np.bincount(keys, weights=values, minlength=m_rows * m_cols).reshape(m_rows, -1)
+        table = _bincount(keys, values, m_rows * m_cols).reshape(m_rows, -1)
         present = table != 0
         indptr = np.concatenate([[0], np.cumsum(present.sum(axis=1))])
         indices = np.nonzero(present)[1]
