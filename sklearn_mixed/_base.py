@@ -14,6 +14,7 @@ solver fits them, through two hooks:
 - ``_solver(n_levels)`` and ``_fit_options()``: the solver and its settings.
 """
 
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -26,7 +27,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _results
-from ._dask import fit_partitions, is_dask_collection, lazy_predict, partition_score, partitions
+from ._dask import (
+    fit_partitions,
+    is_dask_collection,
+    lazy_predict,
+    partition_score,
+    partitions,
+    refuse_dask,
+)
 from ._design import NotIdentifiable, chunk_weights, drop_zero_weights, fixed_columns
 from ._grouped import GroupedModelMixin, split_features_and_groups
 from ._groups import INTERCEPT, split_group_columns, validate_groups
@@ -115,6 +123,7 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
         self : object
             Fitted estimator.
         """
+        self.__dict__.pop("_stream", None)  # fit starts over
         if is_dask_collection(X, y, groups, sample_weight):
             return self._fit_dask(X, y, groups, sample_weight)
         X, groups = split_features_and_groups(X, groups, self.group_cols)
@@ -181,6 +190,7 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
             rows than effects) a warning says so and the estimator stays
             unfitted until a later chunk.
         """
+        refuse_dask((X, y, groups, sample_weight), "partial_fit")
         stream = getattr(self, "_stream", None)
         X, groups = split_features_and_groups(X, groups, self.group_cols)
         X, y = self._validate_fit_data(
@@ -217,6 +227,18 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
             return self
         return self._fit_design(design)
 
+    def __sklearn_is_fitted__(self):
+        # partial_fit keeps n_features_in_ while the chunks do not identify the model yet
+        return hasattr(self, "model_")
+
+    def _for_workers(self):
+        """A copy that predicts as this estimator, without the rows and sums (sent
+        to every Dask worker that predicts)."""
+        light = copy.copy(self)
+        light.__dict__.pop("_stream", None)
+        light.model_ = self.model_.without_data()
+        return light
+
     def _forget_fit(self):
         """Remove the fitted attributes of an earlier call (not the stream)."""
         for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
@@ -235,10 +257,13 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
         if groups is None and self.n_features_in_ == 0:
             raise ValueError("X has 0 features and there are no groups: nothing to fit.")
         parts = partitions(X, y, groups, sample_weight)
-        stream = fit_partitions(parts, groups, self._new_stream, self.n_features_in_, feature_names)
-        stream.closed = False  # partial_fit may add levels later
-        self._stream = stream
-        return self._fit_stream(stream)
+        weighted = sample_weight is not None
+        stream = fit_partitions(
+            parts, groups, weighted, self._new_stream, self.n_features_in_, feature_names
+        )
+        design = stream.design(fixed_sigma=getattr(self, "fixed_sigma", None))
+        self._stream = stream.reopened()  # partial_fit may add levels later
+        return self._fit_design(design)
 
     def _validate_fit_data(self, X, y, min_features, reset=True, ensure_min_samples=1):
         """``validate_data`` of ``X`` and ``y``; for finite numeric arrays and
@@ -345,7 +370,7 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
         check_is_fitted(self)
         if is_dask_collection(X, groups):
             options = {"return_std": return_std, "random_effects": random_effects}
-            return lazy_predict(self, X, groups, options)
+            return lazy_predict(self._for_workers(), X, groups, options)
         X, groups = split_features_and_groups(X, groups, self.group_cols)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_features=0)
         mean = X @ self.coef_ + self.intercept_
@@ -387,7 +412,7 @@ class _BaseMixedRegressor(GroupedModelMixin, ReadingMixin, RegressorMixin, BaseE
         """
         if is_dask_collection(X, y, groups, sample_weight):
             check_is_fitted(self)
-            return partition_score(self, X, y, groups, sample_weight)
+            return partition_score(self._for_workers(), X, y, groups, sample_weight)
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
 

@@ -51,14 +51,14 @@ def is_dask_collection(*objects):
     return dask is not None and any(o is not None and dask.is_dask_collection(o) for o in objects)
 
 
-def refuse_dask(objects, estimator):
-    """A ``TypeError`` for Dask input to an estimator that fits in memory only."""
+def refuse_dask(objects, what):
+    """A ``TypeError`` for Dask input to a method that works in memory only."""
     objects = objects if isinstance(objects, tuple) else (objects,)
     if is_dask_collection(*objects):
         raise TypeError(
-            f"{estimator} fits data in memory only, and got a Dask collection. Compute it "
-            "first (.compute()), or fit MixedLinearRegressor or CrossedEffectsRegressor, "
-            "which fit Dask collections where the partitions are."
+            f"{what} works on data in memory only, and got a Dask collection. Compute it "
+            "first (.compute()), or fit MixedLinearRegressor or CrossedEffectsRegressor "
+            "with fit, which reads Dask collections where the partitions are."
         )
 
 
@@ -114,7 +114,13 @@ def _joined(given):
     import dask.dataframe as dd
 
     present = [o for o in given if o is not None]
-    if any(isinstance(o, da.Array) for o in present):
+    arrays = [isinstance(o, da.Array) for o in present]
+    if any(arrays) and not all(arrays):
+        raise TypeError(
+            "pass X, y, groups and sample_weight all as Dask DataFrames and Series, or all as "
+            "Dask arrays with the same row chunks, not a mix"
+        )
+    if any(arrays):
         return None
     for obj, what in zip(given, ("X", "y", "groups", "sample_weight"), strict=True):
         if obj is not None and not is_dask_collection(obj):
@@ -182,6 +188,14 @@ def _levels_of(groups):
     return n, [pd.unique(np.asarray(lab)) for lab in labels]
 
 
+def _levels_of_weighted(part):
+    """:func:`_levels_of` the rows of positive weight of a partition
+    ``(x, y, groups, weights)``: rows of weight 0 are left out, levels too."""
+    _, _, groups, w = part
+    keep = chunk_weights(np.asarray(w), len(groups)) > 0
+    return _levels_of(groups.iloc[keep] if hasattr(groups, "iloc") else np.asarray(groups)[keep])
+
+
 def _merge_levels(*parts):
     n = sum(p[0] for p in parts)
     merged = [pd.unique(np.concatenate([p[1][i] for p in parts])) for i in range(len(parts[0][1]))]
@@ -244,20 +258,23 @@ def _add(*parts):
 
 
 # ------------------------------------------------------------------ the fit
-def fit_partitions(parts, groups, make_stream, n_features, feature_names):
+def fit_partitions(parts, groups, weighted, make_stream, n_features, feature_names):
     """The levels pass, the size check and the reduction pass.
 
     ``make_stream(factor_names, levels)`` gives the :class:`~._stream.RowStream`
     of the model with those levels; returns it with the reduction of all
-    partitions added.
+    partitions added.  With prior weights (``weighted``) the level pass reads
+    them too: levels of rows of weight 0 only are not levels of the model.
     """
     import dask
 
     names, levels = [], None
     if groups is not None:
         names = factor_names(groups)
-        # the grouping columns alone (a Parquet read of those columns only)
-        blocks = [dask.delayed(_levels_of)(b) for b in _blocks(groups, "groups")]
+        if weighted:
+            blocks = [dask.delayed(_levels_of_weighted)(p) for p in parts]
+        else:  # the grouping columns alone (a Parquet read of those columns only)
+            blocks = [dask.delayed(_levels_of)(b) for b in _blocks(groups, "groups")]
         n, uniques = dask.compute(_tree(blocks, _merge_levels))[0]
         levels = [encode_labels(u)[1] for u in uniques]
     stream = make_stream(names, levels)
@@ -291,7 +308,10 @@ def _memory_limit():
 def _predict_frame(frame, layout, estimator, options):
     """Predictions of a partition of the joined frame, on its index."""
     x, _, g, _ = _split(frame, layout)
-    out = estimator.predict(x, groups=g, **options)
+    if len(frame) == 0:  # an empty partition (a filter's)
+        out = (np.empty(0), np.empty(0)) if options.get("return_std") else np.empty(0)
+    else:
+        out = estimator.predict(x, groups=g, **options)
     if options.get("return_std"):
         return pd.DataFrame({"mean": out[0], "std": out[1]}, index=frame.index)
     return pd.Series(out, index=frame.index)
@@ -299,6 +319,8 @@ def _predict_frame(frame, layout, estimator, options):
 
 def _predict_part(part, estimator, options):
     """Predictions of a partition of arrays ``(x, y, groups, weights)``."""
+    if len(part[0]) == 0:
+        return np.empty((0, 2)) if options.get("return_std") else np.empty(0)
     out = estimator.predict(part[0], groups=part[2], **options)
     return np.column_stack(out) if options.get("return_std") else out
 
@@ -335,6 +357,8 @@ def _score_part(part, estimator):
     """One partition's ``(sum w, weighted mean of y, sum w (y - mean)^2,
     sum w (y - mu)^2)`` for the weighted R^2."""
     x, y, g, w = part
+    if len(x) == 0:
+        return np.zeros(4)
     mu = np.asarray(estimator.predict(x, groups=g), dtype=float)
     y = np.asarray(y, dtype=float).ravel()
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float).ravel()

@@ -225,6 +225,7 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         """``eta`` with the modes of seen levels, and the variance ``v`` of the
         random effects predicted at 0 (unseen levels, coefficients left out)."""
         check_is_fitted(self)
+        refuse_dask((X, groups, offset), type(self).__name__)
         X, groups = split_features_and_groups(X, groups, self.group_cols)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_min_features=0)
         eta = X @ self.coef_ + self.intercept_

@@ -53,6 +53,7 @@ class RowStream:
         if levels is not None:
             self.levels = [pd.Index(lev) for lev in levels]
         self.reduction = None  # of all chunks added, levels in ``self.levels`` order
+        self._tables = {}  # factor -> (its levels, lowest, lookup table) of _positions
 
     # ---------------------------------------------------------------- chunks
     def code(self, labels):
@@ -63,7 +64,7 @@ class RowStream:
             known = self.levels[i]
             codes = np.full(len(lab), -1, dtype=np.intp)
             if known is not None:
-                codes = known.get_indexer(lab)
+                codes = self._positions(i, lab)
             new = codes < 0
             if new.any():
                 if self.closed:
@@ -77,6 +78,29 @@ class RowStream:
             coded.append((name, codes.astype(np.intp, copy=False), self.levels[i]))
         return coded
 
+    def _positions(self, i, labels):
+        """Index of each label among factor ``i``'s levels (-1: not among them):
+        for integer levels spanning a few times their number, a lookup table
+        (built once per set of levels), else pandas' hash table."""
+        known = self.levels[i]
+        labels = np.asarray(labels)
+        if known.dtype.kind not in "iu" or labels.dtype.kind not in "iu" or not len(known):
+            return known.get_indexer(labels)
+        cached = self._tables.get(i)
+        if cached is None or cached[0] is not known:
+            low, high = int(known.min()), int(known.max())
+            table = None
+            if high - low <= 4 * len(known) + 1024:
+                table = np.full(high - low + 1, -1, dtype=np.intp)
+                table[known.to_numpy() - low] = np.arange(len(known))
+            cached = self._tables[i] = (known, low, table)
+        _, low, table = cached
+        if table is None:
+            return known.get_indexer(labels)
+        offset = labels.astype(np.int64) - low
+        inside = (offset >= 0) & (offset < table.size)
+        return np.where(inside, table[np.where(inside, offset, 0)], -1)
+
     def reduce_chunk(self, X, y, labels, weights):
         """The :class:`~sklearn_mixed.core.Reduction` of one chunk of validated
         rows (weights positive or None), sized for the levels known after it."""
@@ -86,6 +110,8 @@ class RowStream:
 
     def add(self, X, y, labels, weights):
         """Reduce a chunk and add it to the running reduction."""
+        if len(y) == 0:  # an empty chunk (or of weight 0 only) adds nothing
+            return
         part = self.reduce_chunk(X, y, labels, weights)
         self.add_reduction(part)
 
@@ -121,10 +147,18 @@ class RowStream:
             structure = make_structure(spec.blocks, k)
             no_rows = (np.empty(0, dtype=np.intp), np.empty((0, k)))
             terms.append(RandomTerm(name, no_rows[0], levels, no_rows[1], spec.names, structure))
+            self.levels[i] = pd.Index(levels)
+        # keep the sorted sums: the model shares them (no second copy)
+        self.reduction = reduction
         return finish_design(
             reduction, terms, self.columns, self.names, self.specs,
             fixed_sigma=fixed_sigma, residual=residual,
         )  # fmt: skip
+
+    def reopened(self):
+        """This stream, open to levels new in later chunks (after a Dask fit)."""
+        self.closed = False
+        return self
 
     @classmethod
     def of_design(cls, design):

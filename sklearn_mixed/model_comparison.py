@@ -234,7 +234,7 @@ def _check_same_response(models, names):
                 "to the same rows (drop missing values before fitting)."
             )
         # sums of the same rows in another order agree to rounding (1e-10 relative)
-        same = np.allclose(y, y0, rtol=1e-10, atol=0, equal_nan=True)
+        same = np.allclose(y, y0, rtol=1e-10, atol=0)
         if not (same if sums else np.array_equal(y, y0)):
             raise ValueError(
                 f"models were not fitted to the same response: y of {name!r} differs from "
@@ -248,15 +248,11 @@ def _response_of(model, sums):
     if not sums:
         return model.model_.data.y
     red = model.model_.reduction
-    if red.intercept is None:  # uncentred: y'Wy itself, sum w y from a term's level sums
-        levels = [t.level_y for t in red.terms if t.level_y is not None]
-        swy = levels[0].sum() if levels else np.nan
-        return np.array([red.sum_w, red.sum_log_w, swy, red.yy])
-    _, mean = red.centre()
-    s = red.shift_y
-    # y'Wy = sum w (y - s)^2 + 2 s sum w (y - s) + s^2 sum w, and sum w (y - s) = sum w (mean - s)
-    yy = red.yy + 2 * s * red.sum_w * (mean - s) + red.sum_w * s**2
-    return np.array([red.sum_w, red.sum_log_w, red.sum_w * mean, yy])
+    sums = [red.sum_w, red.sum_log_w]
+    if red.intercept is not None:  # about 0: y'Wy, and 1'Wy in the intercept's entry
+        red = red.recentred(np.zeros(red.p), 0.0)
+        sums.append(red.Xy[red.intercept])
+    return np.array([*sums, red.yy])
 
 
 def _same_fixed_effects(models):
@@ -337,8 +333,9 @@ def _not_nested_reason(small, large):
         extra = set(slopes) - set(large.random_slope_names_.get(factor, []))
         if extra:
             return f"random slope(s) {sorted(extra)!r} on {factor!r} are not in the larger model"
-    if small.model_.data is None or large.model_.data is None:
-        return ""  # fitted from chunks: the column spaces are not compared
+    if small.model_.data is None or large.model_.data is None:  # fitted from chunks
+        extra = set(small.fixed_effect_names_) - set(large.fixed_effect_names_)
+        return f"its fixed effects {sorted(extra)!r} are not in the larger model" if extra else ""
     X_small, X_large = small.model_.data.X, large.model_.data.X
     coef, *_ = np.linalg.lstsq(X_large, X_small, rcond=None)
     residual = np.linalg.norm(X_small - X_large @ coef)

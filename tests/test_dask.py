@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _chunked import CASES, assert_same_fit, sleepstudy
+from _chunked import CASES, assert_same_fit, sleepstudy, weighted_sleepstudy
 
 from sklearn_mixed import MixedLinearRegressor, MixedLogisticRegression
 from sklearn_mixed.core.memory import ReductionTooLarge, check_reduction, reduction_bytes
@@ -265,3 +265,63 @@ def test_fit_from_parquet(client, tmp_path):
     np.testing.assert_allclose(pred.to_numpy(), expected, rtol=1e-9)
     with pytest.raises(TypeError, match="all as Dask collections"):
         model.predict(ddf[parts["X"]], groups=frame[parts["g"]])
+
+
+def test_a_model_fitted_in_memory_predicts_dask_collections(client):
+    """Only the solution travels to the workers (not the training rows); the
+    options of predict (return_std, random_effects) apply as in memory."""
+    frame, parts = _frame(sleepstudy())
+    model = _in_memory(CASES["slopes"][0](), frame, parts)
+    ddf = dd.from_pandas(frame, npartitions=3)
+    X, g = ddf[parts["X"]], ddf[parts["g"]]
+    mean, std = model.predict(X, groups=g, return_std=True, random_effects=["Subject"])
+    expected = model.predict(frame[parts["X"]], groups=frame[parts["g"]], return_std=True,
+                             random_effects=["Subject"])  # fmt: skip
+    np.testing.assert_allclose(mean.compute(), expected[0], rtol=1e-12)
+    np.testing.assert_allclose(std.compute(), expected[1], rtol=1e-12)
+    population = model.predict(X, groups=g, random_effects=[]).compute()
+    np.testing.assert_allclose(population, model.predict(frame[parts["X"]], groups=frame[
+        parts["g"]], random_effects=[]), rtol=1e-12)  # fmt: skip
+    assert model.model_.data is not None  # the estimator itself keeps its rows
+
+
+def test_levels_of_rows_of_weight_zero_only_are_left_out(client):
+    """As in memory: rows of weight 0 are absent, and so are levels they alone
+    have; a Dask collection without any row of positive weight is refused."""
+    frame, parts = _frame(weighted_sleepstudy())
+    frame.loc[frame["Subject"] == frame["Subject"].iloc[0], "w"] = 0.0
+    make = CASES["weights"][0]
+    fitted = _fit(make(), dd.from_pandas(frame, npartitions=4), parts)
+    reference = _in_memory(make(), frame, parts)
+    assert fitted.n_groups_ == reference.n_groups_ == {"Subject": 17}
+    assert_same_fit(fitted, reference)
+    with pytest.raises(ValueError, match="no rows with positive weight"):
+        _fit(make(), dd.from_pandas(frame.assign(w=0.0), npartitions=2), parts)
+
+
+def test_predict_and_score_with_empty_partitions(client):
+    frame, parts = _frame(sleepstudy())
+    reference = _in_memory(CASES["slopes"][0](), frame, parts)
+    pieces = [frame[:0], frame[:90], frame[:0], frame[90:]]
+    ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in pieces])
+    X, g = ddf[parts["X"]], ddf[parts["g"]]
+    expected = reference.predict(frame[parts["X"]], groups=frame[parts["g"]], return_std=True)
+    mean, std = reference.predict(X, groups=g, return_std=True)
+    np.testing.assert_allclose(mean.compute(), expected[0], rtol=1e-12)
+    np.testing.assert_allclose(std.compute(), expected[1], rtol=1e-12)
+    assert reference.score(X, ddf["y"], groups=g) == pytest.approx(
+        reference.score(frame[parts["X"]], frame["y"], groups=frame[parts["g"]]), rel=1e-12
+    )
+
+
+def test_mixed_collections_and_partial_fit_on_dask_are_refused(client):
+    frame, parts = _frame(sleepstudy())
+    ddf = dd.from_pandas(frame, npartitions=3)
+    groups = da.from_array(frame["Subject"].to_numpy(), chunks=60)
+    model = _in_memory(MixedLinearRegressor(), frame, parts)
+    with pytest.raises(TypeError, match="not a mix"):
+        model.predict(ddf[parts["X"]], groups=groups)
+    with pytest.raises(TypeError, match="not a mix"):
+        MixedLinearRegressor().fit(ddf[parts["X"]], ddf["y"], groups=groups)
+    with pytest.raises(TypeError, match="partial_fit works on data in memory"):
+        MixedLinearRegressor().partial_fit(ddf[parts["X"]], ddf["y"], groups=ddf["Subject"])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sklearn_mixed.core import RandomTerm, fit_lmm, reduce_rows
 from sklearn_mixed.core.grouping import term_model_matrix
 from sklearn_mixed.core.model import LinearMixedModel
-from sklearn_mixed.core.reduction import PairPattern
+from sklearn_mixed.core.pair_pattern import PairPattern
 from sklearn_mixed.core.rows import ModelRows
 
 

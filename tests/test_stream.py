@@ -155,3 +155,43 @@ def test_a_chunk_of_zero_weight_rows_only():
     before = model.log_likelihood_
     model.partial_fit(X[:5], y[:5], groups=g[:5], sample_weight=np.zeros(5))
     assert model.log_likelihood_ == before
+
+
+def test_empty_first_chunks_and_not_fitted_until_identified():
+    """An empty chunk, or one of weight 0 only, adds nothing, first or later;
+    until the model is identified the estimator is not fitted (NotFittedError)."""
+    from sklearn.exceptions import NotFittedError
+
+    X, y, g = sleepstudy()
+    model = MixedLinearRegressor()
+    model.partial_fit(X[:5], y[:5], groups=g[:5], sample_weight=np.zeros(5))
+    model.partial_fit(X[:0], y[:0], groups=g[:0])
+    with pytest.raises(NotFittedError):
+        model.predict(X, groups=g)
+    with pytest.warns(NotYetFittedWarning):
+        model.partial_fit(X[:10], y[:10], groups=g[:10])  # one subject so far
+    with pytest.raises(NotFittedError):
+        model.predict(X, groups=g)
+    model.partial_fit(X[10:], y[10:], groups=g[10:])
+    assert_same_fit(model, MixedLinearRegressor().fit(X, y, groups=g))
+
+
+def test_a_failed_fit_leaves_no_stream_behind():
+    """fit starts over: after a fit that fails, partial_fit starts a new stream
+    instead of continuing the rows of an earlier fit."""
+    X, y, g = sleepstudy()
+    model = MixedLinearRegressor().fit(X.assign(z=np.arange(len(y)) % 4), y, groups=g)
+    with pytest.raises(ValueError, match="single level"):
+        model.fit(X, y, groups=pd.Series("one", index=g.index))
+    model.partial_fit(X, y, groups=g)
+    assert model.n_obs_ == len(y)
+    assert_same_fit(model, MixedLinearRegressor().fit(X, y, groups=g))
+
+
+def test_anova_warns_about_models_fitted_from_chunks_that_are_not_nested():
+    X, y, g = sleepstudy()
+    X = X.assign(z=np.arange(len(y)) % 5)
+    a = MixedLinearRegressor(fixed_features=["Days"]).partial_fit(X, y, groups=g)
+    b = MixedLinearRegressor(fixed_features=["z"], method="ml").partial_fit(X, y, groups=g)
+    with pytest.warns(UserWarning, match="not in the larger model"):
+        anova(a, b)

@@ -33,7 +33,8 @@ from scipy.optimize import minimize
 from .glmm_state import halved_step, penalized_deviance
 from .iterative_likelihood import laplace_random_part
 from .iterative_system import solve_mixed_model_equations
-from .reduction import PairPattern, reduce_rows
+from .pair_pattern import PairPattern
+from .reduction import reduce_rows
 
 __all__ = ["ITERATIVE_THETA_FLOOR", "fit_glmm_iterative"]
 

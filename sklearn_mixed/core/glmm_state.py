@@ -14,7 +14,8 @@ import numpy as np
 import scipy.linalg as la
 
 from .model import LinearMixedModel
-from .reduction import PairPattern, reduce_rows
+from .pair_pattern import PairPattern
+from .reduction import reduce_rows
 
 __all__ = ["LinearPredictor", "PirlsState", "halved_step", "penalized_deviance", "pirls"]
 

@@ -70,7 +70,7 @@ def fitted_values(model):
 
 def pearson_residuals(model):
     """``sqrt(w_i) (y_i - mu_i)`` (lme4's ``residuals(fit, type = "pearson")``)."""
-    rows = model_rows(model)
+    rows = model_rows(model, "residuals")
     r = rows.y - fitted_values(model)
     return r if rows.weights is None else np.sqrt(rows.weights) * r
 

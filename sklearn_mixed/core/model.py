@@ -18,6 +18,7 @@ intercepts, the approximate iterative solver (:mod:`.iterative`).
 """
 
 import contextlib
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -542,6 +543,16 @@ class LinearMixedModel(SolutionMixin):
         )
 
     # ----------------------------------------------------------- reading
+    def without_data(self):
+        """A copy holding the solution and the terms only, light to send to
+        other processes for prediction: no rows, no reduction, no factor."""
+        light = copy.copy(self)
+        light._result = self.result
+        light.data = light.reduction = None
+        light._small = light._single = light._paired = light._dense = None
+        light._cp = light._last_factor = light._last_dense = None
+        return light
+
     def factor_at_optimum(self):
         """The factor at the fitted theta: ``("dense", L)`` or ``("blocked", factor)``."""
         self._require_exact("the factor")

@@ -37,7 +37,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["PairPattern", "Reduction", "TermSums", "reduce_rows"]
+from .pair_pattern import pattern_pair
+
+__all__ = ["Reduction", "TermSums", "reduce_rows"]
 
 # Rows per block of the quadratic forms X'WX, X'Wy, y'Wy (bounded temporaries).
 _BLOCK_ROWS = 1 << 16
@@ -188,6 +190,7 @@ class Reduction:
         else:
             a, b = self, other
         terms = tuple(_add_terms(s, t) for s, t in zip(a.terms, b.terms, strict=True))
+        pairs = {key: (a.pairs[key] + b.pairs[key]).tocsr() for key in a.pairs}
         return replace(
             total,
             n=a.n + b.n,
@@ -198,8 +201,13 @@ class Reduction:
             Xy=a.Xy + b.Xy,
             yy=a.yy + b.yy,
             terms=terms,
-            pairs={key: (a.pairs[key] + b.pairs[key]).tocsr() for key in a.pairs},
-            counts={key: (a.counts[key] + b.counts[key]).tocsr() for key in a.counts},
+            pairs=pairs,
+            counts={
+                key: pairs[key]  # random intercepts without weights: the same table
+                if a.counts[key] is a.pairs[key] and b.counts[key] is b.pairs[key]
+                else (a.counts[key] + b.counts[key]).tocsr()
+                for key in a.counts
+            },
         )
 
     def _check_compatible(self, other):
@@ -497,46 +505,6 @@ def _fixed_sums(X, w, shift_X, y_c, wy):
     return 0.5 * (XX + XX.T), Xy, yy  # (WX)'X: symmetric up to rounding
 
 
-@dataclass(frozen=True)
-class PairPattern:
-    """Where each row falls in the pair tables of a set of terms: for data reduced
-    again and again with new weights (PIRLS), each pair of scalar terms is then
-    one weighted ``bincount`` on the known cells, and the counts are reused."""
-
-    counts: dict  # (f, g) -> CSR level counts, sorted indices
-    positions: dict  # (f, g) -> (n,) index of each row's cell in counts[(f, g)].data
-
-    @classmethod
-    def of(cls, terms, counts):
-        """The pattern of ``terms`` (their rows) given their pair ``counts``."""
-        positions, sorted_counts = {}, {}
-        for (f, g), N in counts.items():
-            N = N.copy()
-            N.sort_indices()
-            m_g = terms[g].n_levels
-            cells = np.repeat(np.arange(N.shape[0], dtype=np.int64), np.diff(N.indptr))
-            cells = cells * m_g + N.indices
-            keys = terms[f].codes.astype(np.int64) * m_g + terms[g].codes
-            positions[(f, g)] = np.searchsorted(cells, keys)
-            sorted_counts[(f, g)] = N
-        return cls(sorted_counts, positions)
-
-    def pair(self, f, g, values):
-        """``Z_f'WZ_g`` of two scalar terms from the rows' products ``values``."""
-        N = self.counts[(f, g)]
-        data = np.bincount(self.positions[(f, g)], weights=values, minlength=N.nnz)
-        return sp.csr_matrix((data, N.indices, N.indptr), shape=N.shape)
-
-
-def _pattern_pair(pattern, terms, f, g, w):
-    """The pair table of scalar terms ``f``, ``g`` on a known pattern, or None."""
-    s, t = terms[f], terms[g]
-    if pattern is None or s.n_coef != 1 or t.n_coef != 1:
-        return None
-    v = np.asarray(s.covariates[:, 0] * t.covariates[:, 0], dtype=float)
-    return pattern.pair(f, g, v if w is None else w * v), pattern.counts[(f, g)]
-
-
 def reduce_rows(X, y, terms, *, weights=None, offset=None, intercept=None, shift=None,
                 pattern=None):  # fmt: skip
     """The :class:`Reduction` of a chunk of rows.
@@ -590,7 +558,7 @@ def reduce_rows(X, y, terms, *, weights=None, offset=None, intercept=None, shift
     pairs, counts = {}, {}
     for f in range(len(terms)):
         for g in range(f + 1, len(terms)):
-            known = _pattern_pair(pattern, terms, f, g, w)
+            known = pattern_pair(pattern, terms, f, g, w)
             pairs[(f, g)], counts[(f, g)] = known or _pair_sums(terms[f], terms[g], w)
     return Reduction(
         n=n,
