@@ -100,7 +100,16 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
         rows = design.rows if offset is None else replace(design.rows, offset=offset)
         solver = self.solver if groups is not None else "exact"
         model = GeneralizedLinearMixedModel(rows, self._family, nagq=self.nagq, solver=solver)
-        self.model_ = model.fit(max_iter=self.max_iter, tol=self.tol)
+        try:
+            self.model_ = model.fit(max_iter=self.max_iter, tol=self.tol)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                "the fit failed: a working linear model of PIRLS became singular. This "
+                "happens when the response is (quasi-)completely separated: every row of "
+                "some levels (or of some values of a feature) has the same outcome, so their "
+                "effects run off to infinity (lme4 reports huge estimates with convergence "
+                "warnings). Check the data for such levels; merge them or drop the factor."
+            ) from exc
         self._store_fit(design)
         self._warn_about_fit(model.result)
         return self

@@ -416,3 +416,15 @@ def test_no_fixed_effects_at_all(sleep):
     np.testing.assert_allclose(reml.log_likelihood_, ml.log_likelihood_, rtol=1e-10)
     with pytest.raises(ValueError, match="0 feature"):
         MixedLinearRegressor(fit_intercept=False).fit(X[[]], y)
+
+
+def test_a_separated_binary_response_is_a_clear_error():
+    """Two levels that separate a binary response perfectly (15 rows each, all
+    0 or all 1): the level effects run off to infinity and PIRLS's working
+    model becomes singular; a ValueError says why, not a raw LinAlgError."""
+    from sklearn_mixed import MixedLogisticRegression
+
+    y = np.repeat([0, 1], 15)
+    groups = np.repeat(["a", "b"], 15)
+    with pytest.raises(ValueError, match="separated"):
+        MixedLogisticRegression().fit(np.empty((30, 0)), y, groups=groups)
