@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._design import chunk_weights, encode_labels
-from ._groups import default_factor_names, validate_groups
+from ._design import chunk_weights, drop_zero_weights, encode_labels, select_rows
+from ._groups import validate_groups
 from .core.memory import available_memory, check_reduction
 
 __all__ = [
@@ -63,16 +63,21 @@ def refuse_dask(objects, what):
 
 
 # ------------------------------------------------------------------ partitions
-def _blocks(obj, what):
-    """The row partitions of a Dask collection as Delayed objects (None: Nones)."""
-    if obj is None:
-        return None
+def _require_dask(obj, what):
+    """A ``TypeError`` unless ``obj`` (``what``: "y", "groups", ...) is a Dask collection."""
     if not is_dask_collection(obj):
         raise TypeError(
             f"{what} is a {type(obj).__name__} while X is a Dask collection: pass X, y, "
             "groups and sample_weight all as Dask collections with the same partitions "
             "(for example columns of one Dask DataFrame), or all in memory."
         )
+
+
+def _blocks(obj, what):
+    """The row partitions of a Dask collection as Delayed objects (None: Nones)."""
+    if obj is None:
+        return None
+    _require_dask(obj, what)
     import dask.array as da
 
     if isinstance(obj, da.Array):
@@ -123,8 +128,8 @@ def _joined(given):
     if any(arrays):
         return None
     for obj, what in zip(given, ("X", "y", "groups", "sample_weight"), strict=True):
-        if obj is not None and not is_dask_collection(obj):
-            _blocks(obj, what)  # raises: all or none must be Dask collections
+        if obj is not None:
+            _require_dask(obj, what)
     layout, pieces = [], []
     for role, obj in enumerate(given):
         if obj is None:
@@ -170,14 +175,18 @@ def _tree(parts, merge):
 
 
 def factor_names(groups):
-    """The grouping factors' names, read from the collection's columns."""
+    """The grouping factors' names, as ``fit`` names those of an empty
+    collection alike (the columns, the Series' name, or the defaults)."""
     import dask.array as da
+    import dask.dataframe as dd
 
     if isinstance(groups, da.Array):
-        return ["group"] if groups.ndim == 1 else default_factor_names(groups.shape[1])
-    if hasattr(groups, "columns"):
-        return [str(c) for c in groups.columns]
-    return ["group" if groups.name is None else str(groups.name)]
+        empty = np.empty((0, *groups.shape[1:]))
+    elif isinstance(groups, dd.Series):
+        empty = pd.Series([], name=groups.name, dtype=object)
+    else:
+        empty = pd.DataFrame(columns=groups.columns)
+    return validate_groups(empty, 0)[0]
 
 
 # ------------------------------------------------------------ on the workers
@@ -192,8 +201,7 @@ def _levels_of_weighted(part):
     """:func:`_levels_of` the rows of positive weight of a partition
     ``(x, y, groups, weights)``: rows of weight 0 are left out, levels too."""
     _, _, groups, w = part
-    keep = chunk_weights(np.asarray(w), len(groups)) > 0
-    return _levels_of(groups.iloc[keep] if hasattr(groups, "iloc") else np.asarray(groups)[keep])
+    return _levels_of(select_rows(groups, chunk_weights(np.asarray(w), len(groups)) > 0))
 
 
 def _merge_levels(*parts):
@@ -227,15 +235,11 @@ def _chunk(x, y, g, w, plan):
                                  input_name="y"))  # fmt: skip
     if y.shape[0] != n:
         raise ValueError(f"a partition of X has {n} rows and the same partition of y {len(y)}")
+    w = None if w is None else chunk_weights(np.asarray(w), n)
+    X, y, g, w = drop_zero_weights(X, y, g, w)  # as fit in memory
     labels = []
     if g is not None:
-        names = plan.stream.factor_names
-        labels = validate_groups(g, n, expected_names=names)[1]
-    if w is not None:
-        w = chunk_weights(np.asarray(w), n)
-        keep = w > 0
-        X, y, w = X[keep], y[keep], w[keep]
-        labels = [np.asarray(lab)[keep] for lab in labels]
+        labels = validate_groups(g, X.shape[0], expected_names=plan.stream.factor_names)[1]
     return X, y, labels, w
 
 

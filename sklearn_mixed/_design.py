@@ -26,10 +26,11 @@ __all__ = [
     "chunk_rows",
     "chunk_weights",
     "drop_zero_weights",
-    "encode_factors",
     "encode_labels",
     "finish_design",
     "fixed_columns",
+    "random_term",
+    "select_rows",
 ]
 
 
@@ -80,14 +81,14 @@ def drop_zero_weights(X, y, groups, sample_weight):
     if keep.all():
         return X, y, groups, (None if np.all(sample_weight == 1.0) else sample_weight)
     if groups is not None:
-        groups = groups.iloc[keep] if hasattr(groups, "iloc") else np.asarray(groups)[keep]
+        groups = select_rows(groups, keep)
     weights = sample_weight[keep]
     return X[keep], y[keep], groups, (None if np.all(weights == 1.0) else weights)
 
 
-def encode_factors(names, labels, n_samples):
-    """``(codes, levels)`` of each grouping factor (levels sorted)."""
-    return [encode_labels(lab) for lab in labels]
+def select_rows(groups, keep):
+    """The rows ``keep`` (a boolean mask) of grouping factors, as given or an array."""
+    return groups.iloc[keep] if hasattr(groups, "iloc") else np.asarray(groups)[keep]
 
 
 def encode_labels(labels):
@@ -153,10 +154,20 @@ def chunk_rows(X, y, coded, weights, *, specs, columns, offset=None):
         spec = specs[name]
         cov = [np.ones(n) if c is None else X[:, c] for c in spec.covariates]
         cov = np.column_stack(cov) if cov else np.empty((n, 0))
-        structure = make_structure(spec.blocks, len(spec.covariates))
-        terms.append(RandomTerm(name, codes, levels, cov, spec.names, structure))
+        terms.append(random_term(name, spec, levels, codes, cov))
     intercept = 0 if columns and columns[0] is None else None
     return ModelRows(design, y, tuple(terms), weights, offset, intercept)
+
+
+def random_term(name, spec, levels, codes=None, covariates=None):
+    """The :class:`~sklearn_mixed.core.RandomTerm` of a factor's ``spec`` on the
+    rows' ``codes`` and ``covariates``, or on no rows (a model reduced from
+    chunks keeps none)."""
+    k = len(spec.covariates)
+    if codes is None:
+        codes, covariates = np.empty(0, dtype=np.intp), np.empty((0, k))
+    structure = make_structure(spec.blocks, k)
+    return RandomTerm(name, codes, levels, covariates, spec.names, structure)
 
 
 def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_names,
@@ -189,8 +200,7 @@ def build_rows(X, y, factors, weights, *, specs, fixed, fit_intercept, feature_n
     columns, names = fixed_columns(fixed, fit_intercept, feature_names)
     coded = []
     if factors is not None:
-        encoded = encode_factors(*factors, X.shape[0])
-        coded = [(name, c, lev) for name, (c, lev) in zip(factors[0], encoded, strict=True)]
+        coded = [(name, *encode_labels(lab)) for name, lab in zip(*factors, strict=True)]
     rows = chunk_rows(X, y, coded, weights, specs=specs, columns=columns)
     return finish_design(
         rows.reduce(), rows.terms, columns, names, specs, rows=rows,

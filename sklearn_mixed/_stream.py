@@ -20,8 +20,7 @@ and reduced by :meth:`RowStream.reduce_chunk` on a worker.
 import numpy as np
 import pandas as pd
 
-from ._design import NotIdentifiable, chunk_rows, encode_labels, finish_design
-from .core import RandomTerm, make_structure
+from ._design import NotIdentifiable, chunk_rows, encode_labels, finish_design, random_term
 
 __all__ = ["RowStream"]
 
@@ -62,6 +61,8 @@ class RowStream:
         coded = []
         for i, (name, lab) in enumerate(zip(self.factor_names, labels, strict=True)):
             known = self.levels[i]
+            if known is not None and not isinstance(known, pd.Index):  # as fit left them
+                known = self.levels[i] = pd.Index(known)
             codes = np.full(len(lab), -1, dtype=np.intp)
             if known is not None:
                 codes = self._positions(i, lab)
@@ -142,12 +143,8 @@ class RowStream:
             positions, levels = encode_labels(np.asarray(self.levels[i]))
             if not np.array_equal(positions, np.arange(positions.size)):
                 reduction = reduction.relevel(i, positions, len(levels))
-            spec = self.specs[name]
-            k = len(spec.covariates)
-            structure = make_structure(spec.blocks, k)
-            no_rows = (np.empty(0, dtype=np.intp), np.empty((0, k)))
-            terms.append(RandomTerm(name, no_rows[0], levels, no_rows[1], spec.names, structure))
-            self.levels[i] = pd.Index(levels)
+            terms.append(random_term(name, self.specs[name], levels))
+            self.levels[i] = levels  # sorted; an Index again when a chunk is coded
         # keep the sorted sums: the model shares them (no second copy)
         self.reduction = reduction
         return finish_design(
@@ -165,6 +162,7 @@ class RowStream:
         """The stream of a design fitted in memory, to continue with ``partial_fit``."""
         names = [t.name for t in design.terms]
         stream = cls(names, design.specs, design.all_columns, design.all_names)
-        stream.levels = [pd.Index(design.levels[name]) for name in names]
+        # the levels' arrays: made an Index by the first chunk (fit need not pay)
+        stream.levels = [design.levels[name] for name in names]
         stream.reduction = design.full_reduction
         return stream

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .sums import index_sums
+
 __all__ = ["PairPattern", "pattern_pair"]
 
 
@@ -41,7 +43,7 @@ class PairPattern:
     def pair(self, f, g, values):
         """``Z_f'WZ_g`` of two scalar terms from the rows' products ``values``."""
         N = self.counts[(f, g)]
-        data = np.bincount(self.positions[(f, g)], weights=values, minlength=N.nnz)
+        data = index_sums(self.positions[(f, g)], values, N.nnz)
         return sp.csr_matrix((data, N.indices, N.indptr), shape=N.shape)
 
 

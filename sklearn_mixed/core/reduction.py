@@ -38,13 +38,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .pair_pattern import pattern_pair
+from .sums import index_sums
 
 __all__ = ["Reduction", "TermSums", "reduce_rows"]
 
 # Rows per block of the quadratic forms X'WX, X'Wy, y'Wy (bounded temporaries).
 _BLOCK_ROWS = 1 << 16
-# Rows per level in a block of the per-level sums (see _bincount).
-_ROWS_PER_LEVEL = 256
 
 
 @dataclass(frozen=True)
@@ -383,23 +382,6 @@ def _weighted_covariates(term, w):
     return columns, ones
 
 
-def _bincount(codes, weights, m):
-    """``sum weights`` per level, by blocks of rows when levels have many rows:
-    ``bincount`` adds a level's rows one after the other, an error of ``eps``
-    times their number (1e-11 for 1e5 rows), which the fixed intercept can
-    amplify 1e4-fold; a block holds ~``_ROWS_PER_LEVEL`` rows per level."""
-    if weights is None:
-        return np.bincount(codes, minlength=m).astype(float)
-    block = max(_BLOCK_ROWS, _ROWS_PER_LEVEL * m)
-    if codes.size <= block:
-        return np.bincount(codes, weights=weights, minlength=m)
-    out = np.zeros(m)
-    for start in range(0, codes.size, block):
-        rows = slice(start, start + block)
-        out += np.bincount(codes[rows], weights=weights[rows], minlength=m)
-    return out
-
-
 def _term_sums(term, w, X, shift_X, intercept, y_c, wy):
     """:class:`TermSums` of one term by weighted bincounts (one pass each).
 
@@ -411,16 +393,16 @@ def _term_sums(term, w, X, shift_X, intercept, y_c, wy):
     wz, ones = _weighted_covariates(term, w)
     z = [None if ones[a] else term.covariates[:, a] for a in range(k)]
     level_n = np.bincount(codes, minlength=m)
-    level_w = level_n.astype(float) if w is None else _bincount(codes, w, m)
+    level_w = level_n.astype(float) if w is None else index_sums(codes, w, m)
     A = np.empty((m, k, k))
     for a in range(k):
         for b in range(a, k):
             if ones[a] and ones[b]:
                 A[:, a, b] = level_w
             elif ones[a]:
-                A[:, a, b] = _bincount(codes, wz[b], m)
+                A[:, a, b] = index_sums(codes, wz[b], m)
             else:
-                A[:, a, b] = _bincount(codes, wz[a] if z[b] is None else wz[a] * z[b], m)
+                A[:, a, b] = index_sums(codes, wz[a] if z[b] is None else wz[a] * z[b], m)
             A[:, b, a] = A[:, a, b]
     Z1 = np.stack(
         [
@@ -428,7 +410,7 @@ def _term_sums(term, w, X, shift_X, intercept, y_c, wy):
             if ones[a]
             else A[:, a, ones.index(True)]
             if any(ones)
-            else _bincount(codes, wz[a], m)
+            else index_sums(codes, wz[a], m)
             for a in range(k)
         ],
         axis=1,
@@ -441,14 +423,14 @@ def _term_sums(term, w, X, shift_X, intercept, y_c, wy):
             continue
         x = X[:, j]
         for a in range(k):
-            ZX[:, a, j] = _bincount(codes, x if wz[a] is None else wz[a] * x, m)
+            ZX[:, a, j] = index_sums(codes, x if wz[a] is None else wz[a] * x, m)
         if shift_X[j]:
             ZX[:, :, j] -= Z1 * shift_X[j]
     Zy = np.empty((m, k))
     for a in range(k):
-        Zy[:, a] = _bincount(codes, wy if z[a] is None else wy * z[a], m)
-    level_y = Zy[:, ones.index(True)].copy() if any(ones) else _bincount(codes, wy, m)
-    level_yy = _bincount(codes, wy * y_c, m)
+        Zy[:, a] = index_sums(codes, wy if z[a] is None else wy * z[a], m)
+    level_y = Zy[:, ones.index(True)].copy() if any(ones) else index_sums(codes, wy, m)
+    level_yy = index_sums(codes, wy * y_c, m)
     intercept_coef = ones.index(True) if any(ones) else None
     return TermSums(A, ZX, Zy, level_w, level_y, level_yy, level_n, intercept_coef)
 
@@ -462,7 +444,7 @@ def _crosstab(rows, cols, m_rows, m_cols, values=None):
     n = rows.size
     if m_rows * m_cols <= max(4 * n, 4096):
         keys = rows.astype(np.int64) * m_cols + cols
-        table = _bincount(keys, values, m_rows * m_cols).reshape(m_rows, -1)
+        table = index_sums(keys, values, m_rows * m_cols).reshape(m_rows, -1)
         present = table != 0
         indptr = np.concatenate([[0], np.cumsum(present.sum(axis=1))])
         indices = np.nonzero(present)[1]
