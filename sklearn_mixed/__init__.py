@@ -9,6 +9,7 @@ with the grouping factors passed as arrays.
 
 from . import datasets, inference
 from ._crossed import CrossedEffectsRegressor
+from ._encoder import MixedEffectsEncoder
 from ._formula_estimators import LmerRegressor
 from ._formula_glmer import GlmerClassifier, GlmerRegressor
 from ._glmer import glmer
@@ -45,6 +46,7 @@ __all__ = [
     "LmerRegressor",
     "NoGroupsWarning",
     "NotYetFittedWarning",
+    "MixedEffectsEncoder",
     "MixedLinearRegressor",
     "MixedLogisticRegression",
     "MixedPoissonRegressor",

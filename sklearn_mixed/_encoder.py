@@ -1,0 +1,318 @@
+"""MixedEffectsEncoder: grouping columns encoded by the conditional modes of their levels."""
+
+import warnings
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.model_selection import check_cv
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._crossed import CrossedEffectsRegressor
+from ._mixed_glm import MixedLogisticRegression
+from .exceptions import SingularFitWarning
+
+__all__ = ["MixedEffectsEncoder"]
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    """One column's encoding: per level its mode, conditional sd and count."""
+
+    levels: pd.Index
+    mode: np.ndarray
+    sd: np.ndarray
+    count: np.ndarray
+    prior_sd: float  # sd of an unseen level's effect (0 when the column is left out)
+
+    def encode(self, labels, what):
+        """``what`` ("mode", "sd", "count") of each label; unseen levels get the
+        population value (mode 0, the prior sd, count 0)."""
+        position = self.levels.get_indexer(pd.Index(labels))
+        seen = position >= 0
+        unseen = {"mode": 0.0, "sd": self.prior_sd, "count": 0.0}[what]
+        values = getattr(self, what)
+        return np.where(seen, values[np.maximum(position, 0)] if values.size else 0.0, unseen)
+
+
+class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
+    """Encode grouping columns by their levels' conditional modes (BLUPs).
+
+    A mixed model of the target on the columns of ``X`` as crossed random
+    intercepts (lme4's ``y ~ 1 + (1 | x0) + (1 | x1) + ...``: REML for a
+    continuous target, the logistic GLMM for a binary one) shrinks each
+    level's mean towards the population by how much the data say about it:
+    rare levels get small encodings, frequent ones close to their own mean,
+    on the scale of the linear predictor.  Unlike one target encoding per
+    column (scikit-learn's ``TargetEncoder``), the columns are fitted jointly,
+    so crossed or nested columns are not counted twice.  Unseen levels are
+    encoded 0: the population value.
+
+    ``fit_transform`` cross-fits (as ``TargetEncoder``): the rows of each of
+    ``cv`` folds are encoded by a model fitted on the other folds, so that a
+    downstream model does not learn from the target leaking through its own
+    row's encoding.  ``fit`` then ``transform`` (and ``transform`` after
+    ``fit_transform``) use the model fitted on all rows.
+
+    Parameters
+    ----------
+    target_type : {"auto", "continuous", "binary"}, default="auto"
+        ``"auto"``: binary for a target of two values, else continuous.
+    cv : int or cross-validation generator, default=5
+        Folds of ``fit_transform``'s cross-fitting (``KFold``, or
+        ``StratifiedKFold`` for a binary target).
+    shuffle : bool, default=True
+        Whether to shuffle the rows before the folds of an integer ``cv``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the shuffle.
+    method : {"reml", "ml"}, default="reml"
+        Criterion of the linear mixed model (continuous target).
+    return_std : bool, default=False
+        Also return each row's conditional standard deviation of its level's
+        effect (the prior standard deviation for unseen levels): how sure
+        the encoding is.
+    return_counts : bool, default=False
+        Also return the number of training rows of each row's level.
+
+    Attributes
+    ----------
+    target_type_ : str
+        ``"continuous"`` or ``"binary"``.
+    classes_ : ndarray of shape (2,)
+        The two values of a binary target (the second is the event).
+    encoded_features_ : list of str
+        The columns that have random effects in the model; the others (one
+        level, or as many levels as rows: nothing to shrink towards) are
+        encoded 0.
+    model_ : CrossedEffectsRegressor or MixedLogisticRegression
+        The model fitted on all rows (None when no column is encoded).
+    intercept_ : float
+        The population value of the target (the fixed intercept, on the
+        linear predictor's scale).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+
+    See Also
+    --------
+    sklearn.preprocessing.TargetEncoder : One column at a time, empirical Bayes.
+    CrossedEffectsRegressor : The model behind a continuous target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from sklearn_mixed import MixedEffectsEncoder
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"store": rng.integers(0, 30, 600).astype(str)})
+    >>> y = rng.normal(size=30)[X["store"].astype(int)] + rng.normal(size=600)
+    >>> encoder = MixedEffectsEncoder(random_state=0)
+    >>> Xt = encoder.fit_transform(X, y)  # cross-fitted, for training a model
+    >>> Xt.shape, encoder.get_feature_names_out().tolist()
+    ((600, 1), ['store_mode'])
+    >>> encoder.transform(pd.DataFrame({"store": ["3", "unseen"]})).round(2)[:, 0]
+    array([-1.71,  0.  ])
+    """
+
+    _parameter_constraints: dict = {
+        "target_type": [StrOptions({"auto", "continuous", "binary"})],
+        "cv": ["cv_object"],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "method": [StrOptions({"reml", "ml"})],
+        "return_std": ["boolean"],
+        "return_counts": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, target_type="auto", cv=5, shuffle=True, random_state=None,
+                 method="reml", return_std=False, return_counts=False, max_iter=500):  # fmt: skip
+        self.target_type = target_type
+        self.cv = cv
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.method = method
+        self.return_std = return_std
+        self.return_counts = return_counts
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the mixed model on all rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The grouping columns (labels of any type, no missing values).
+        y : array-like of shape (n_samples,)
+            The target.
+
+        Returns
+        -------
+        self : object
+        """
+        labels, y = self._validate(X, y)
+        self._encodings = self._fit_encodings(labels, y, keep_model=True)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y):
+        """Fit on all rows; encode each row by a model fitted without its fold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_features_out)
+            Cross-fitted encodings (see ``get_feature_names_out``).
+        """
+        labels, y = self._validate(X, y)
+        self._encodings = self._fit_encodings(labels, y, keep_model=True)
+        splitter = check_cv(self.cv, y, classifier=self.target_type_ == "binary")
+        if self.shuffle and hasattr(splitter, "shuffle"):
+            splitter.shuffle, splitter.random_state = True, self.random_state
+        out = np.empty((y.shape[0], self._n_outputs()))
+        for train, test in splitter.split(labels, y):
+            encodings = self._fit_encodings(labels.iloc[train], y[train], keep_model=False)
+            out[test] = self._encode(labels.iloc[test], encodings)
+        return out
+
+    def transform(self, X):
+        """Encode with the model fitted on all rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_features_out)
+        """
+        check_is_fitted(self)
+        return self._encode(self._labels(X, reset=False), self._encodings)
+
+    def get_feature_names_out(self, input_features=None):
+        """``<column>_mode`` per column, then ``_sd`` and ``_count`` if asked.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        kinds = ["mode"] + ["sd"] * self.return_std + ["count"] * self.return_counts
+        return np.asarray([f"{n}_{k}" for n in names for k in kinds], dtype=object)
+
+    # -------------------------------------------------------------- internals
+    def _validate(self, X, y):
+        labels = self._labels(X, reset=True)
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
+        if y.shape[0] != labels.shape[0]:
+            raise ValueError(f"X has {labels.shape[0]} rows and y {y.shape[0]}")
+        kind = type_of_target(y, input_name="y")
+        binary = kind == "binary" if self.target_type == "auto" else self.target_type == "binary"
+        if binary:
+            self.classes_, y = np.unique(y, return_inverse=True)
+            if self.classes_.size != 2:
+                raise ValueError(f"target_type='binary' needs two classes, got {self.classes_}")
+        elif kind not in ("continuous", "binary", "multiclass") or y.dtype.kind not in "fiub":
+            raise ValueError(
+                f"Unknown label type: y must be a continuous or binary target, got a {kind} "
+                "target"
+            )
+        self.target_type_ = "binary" if binary else "continuous"
+        return labels, np.asarray(y, dtype=float)
+
+    def _labels(self, X, reset):
+        """The grouping columns as a DataFrame named by the feature names."""
+        X = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
+        names = (
+            [str(c) for c in self.feature_names_in_]
+            if hasattr(self, "feature_names_in_")
+            else [f"x{i}" for i in range(X.shape[1])]
+        )
+        frame = pd.DataFrame(X, columns=names)
+        missing = frame.isna().any()
+        if missing.any():
+            raise ValueError(
+                f"columns {list(missing[missing].index)!r} have missing labels (NaN or None); "
+                "give them a level (for example 'missing') before encoding"
+            )
+        return frame
+
+    def _model(self):
+        if self.target_type_ == "binary":
+            return MixedLogisticRegression(max_iter=self.max_iter)
+        return CrossedEffectsRegressor(method=self.method, max_iter=self.max_iter)
+
+    def _fit_encodings(self, labels, y, keep_model):
+        """Each column's :class:`_Encoding` from a model fitted on these rows."""
+        n = labels.shape[0]
+        levels = labels.nunique()
+        used = [c for c in labels.columns if 2 <= levels[c] < n]
+        model = None
+        if used:
+            model = self._model()
+            with warnings.catch_warnings():
+                # a column without variance (a zero estimate) is encoded 0: expected
+                warnings.simplefilter("ignore", SingularFitWarning)
+                model.fit(np.empty((n, 0)), y, groups=labels[used])
+        encodings = [self._column_encoding(labels[c], model if c in used else None, c)
+                     for c in labels.columns]  # fmt: skip
+        if keep_model:
+            self.model_ = model
+            self.encoded_features_ = used
+            self.intercept_ = 0.0 if model is None else float(model.intercept_)
+            if model is None and self.target_type_ == "continuous":
+                self.intercept_ = float(np.mean(y))
+        return encodings
+
+    @staticmethod
+    def _column_encoding(labels, model, name):
+        counts = labels.value_counts()
+        if model is None:
+            empty = np.zeros(0)
+            return _Encoding(pd.Index([]), empty, empty, empty, 0.0)
+        modes = model.random_effects_[name].iloc[:, 0]
+        sd = np.sqrt(model.random_effects_conditional_cov_[name][:, 0, 0])
+        count = counts.reindex(modes.index).to_numpy(dtype=float)
+        prior_sd = float(np.sqrt(model.random_effects_cov_[name][0, 0]))
+        return _Encoding(modes.index, modes.to_numpy(), sd, count, prior_sd)
+
+    def _n_outputs(self):
+        return self.n_features_in_ * (1 + self.return_std + self.return_counts)
+
+    def _encode(self, labels, encodings):
+        kinds = ["mode"] + ["sd"] * self.return_std + ["count"] * self.return_counts
+        columns = [
+            enc.encode(labels.iloc[:, j].to_numpy(), kind)
+            for j, enc in enumerate(encodings)
+            for kind in kinds
+        ]
+        if not columns:
+            return np.empty((labels.shape[0], 0))
+        return np.column_stack(columns).astype(float)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags

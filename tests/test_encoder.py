@@ -1,0 +1,133 @@
+"""MixedEffectsEncoder: conditional modes as features, cross-fitted.
+
+Identities against the package's own models (the encoding of a level is its
+conditional mode), the cross-fitting's purpose (no leakage of a row's target
+through its own level's encoding), and scikit-learn's transformer contract.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_mixed import (
+    CrossedEffectsRegressor,
+    MixedEffectsEncoder,
+    MixedLinearRegressor,
+    MixedLogisticRegression,
+)
+
+
+def _crossed(seed=0, n=1200):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"user": rng.integers(0, 80, n), "item": rng.integers(0, 25, n)})
+    X = X.astype(str)
+    u, i = rng.normal(size=80), 0.5 * rng.normal(size=25)
+    y = 1.0 + u[X["user"].astype(int)] + i[X["item"].astype(int)] + rng.normal(size=n)
+    return X, pd.Series(y, name="y")
+
+
+def test_full_data_encoding_is_the_conditional_modes():
+    """transform after fit: each level's mode of CrossedEffectsRegressor (and of
+    MixedLinearRegressor, the same model) on the same rows, to rounding."""
+    X, y = _crossed()
+    encoder = MixedEffectsEncoder(return_std=True, return_counts=True).fit(X, y)
+    crossed = CrossedEffectsRegressor().fit(np.empty((len(y), 0)), y, groups=X)
+    mixed = MixedLinearRegressor().fit(np.empty((len(y), 0)), y, groups=X)
+    out = encoder.transform(X)
+    for j, name in enumerate(X.columns):
+        modes = crossed.random_effects_[name].iloc[:, 0]
+        expected = modes.reindex(X[name]).to_numpy()
+        np.testing.assert_allclose(out[:, 3 * j], expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(out[:, 3 * j], mixed.random_effects_[name].iloc[:, 0]
+                                   .reindex(X[name]).to_numpy(), rtol=1e-7, atol=1e-9)  # fmt: skip
+        sd = np.sqrt(crossed.random_effects_conditional_cov_[name][:, 0, 0])
+        np.testing.assert_allclose(out[:, 3 * j + 1], pd.Series(sd, modes.index)
+                                   .reindex(X[name]).to_numpy(), rtol=1e-10)  # fmt: skip
+        np.testing.assert_array_equal(out[:, 3 * j + 2], X[name].map(X[name].value_counts()))
+    assert encoder.intercept_ == pytest.approx(crossed.intercept_, rel=1e-12)
+    assert list(encoder.get_feature_names_out()) == [
+        "user_mode", "user_sd", "user_count", "item_mode", "item_sd", "item_count",
+    ]  # fmt: skip
+
+
+def test_unseen_levels_get_the_population_value():
+    X, y = _crossed()
+    encoder = MixedEffectsEncoder(return_std=True, return_counts=True).fit(X, y)
+    out = encoder.transform(pd.DataFrame({"user": ["new"], "item": ["0"]}))
+    prior_sd = np.sqrt(encoder.model_.random_effects_cov_["user"][0, 0])
+    assert out[0, 0] == 0.0 and out[0, 1] == pytest.approx(prior_sd) and out[0, 2] == 0.0
+    assert out[0, 3] != 0.0
+
+
+def test_binary_target_uses_the_logistic_glmm():
+    X, y = _crossed(1)
+    event = (y > y.median()).map({True: "yes", False: "no"})
+    encoder = MixedEffectsEncoder().fit(X, event)
+    assert encoder.target_type_ == "binary" and list(encoder.classes_) == ["no", "yes"]
+    glmm = MixedLogisticRegression().fit(np.empty((len(y), 0)), (event == "yes").astype(int),
+                                         groups=X)  # fmt: skip
+    expected = glmm.random_effects_["user"].iloc[:, 0].reindex(X["user"]).to_numpy()
+    np.testing.assert_allclose(encoder.transform(X)[:, 0], expected, rtol=1e-8, atol=1e-10)
+
+
+def test_cross_fitting_prevents_leakage():
+    """A pure-noise column of 1000 levels of ~3 rows.  Here the full fit
+    estimates a spurious variance for it (sd 0.08), so a row encoded by a model
+    that saw it (fit then transform) carries its own noise: the encoded column
+    correlates 0.49 with the rows' noise.  Cross-fitted, no row sees itself:
+    correlation within 0.1 of 0 (5.5 standard errors 1 / sqrt(3000))."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame({"noise": rng.integers(0, 1000, n).astype(str),
+                      "signal": rng.integers(0, 20, n).astype(str)})  # fmt: skip
+    effect = rng.normal(size=20)
+    noise = rng.normal(size=n)
+    y = effect[X["signal"].astype(int)] + noise
+    encoder = MixedEffectsEncoder().fit(X, y)
+    assert encoder.model_.random_effects_cov_["noise"][0, 0] > 0.05**2  # spurious variance
+    leaked = encoder.transform(X)[:, 0]
+    crossed = MixedEffectsEncoder(random_state=0).fit_transform(X, y)[:, 0]
+    assert np.corrcoef(leaked, noise)[0, 1] > 0.3
+    assert abs(np.corrcoef(crossed, noise)[0, 1]) < 0.1
+
+
+def test_columns_without_levels_to_shrink_are_encoded_zero():
+    """One level, or one level per row (an id): nothing to estimate a variance
+    from; the column is left out of the model and encoded 0."""
+    X, y = _crossed()
+    X = X.assign(const="a", row_id=np.arange(len(y)).astype(str))
+    encoder = MixedEffectsEncoder().fit(X, y)
+    assert encoder.encoded_features_ == ["user", "item"]
+    out = encoder.transform(X)
+    np.testing.assert_array_equal(out[:, 2:], 0.0)
+
+
+def test_missing_labels_are_refused():
+    X, y = _crossed()
+    X.loc[3, "user"] = None
+    with pytest.raises(ValueError, match="missing labels"):
+        MixedEffectsEncoder().fit(X, y)
+
+
+def test_in_a_column_transformer_with_pandas_output():
+    X, y = _crossed()
+    X = X.assign(x=np.random.default_rng(0).normal(size=len(y)))
+    pre = ColumnTransformer([("groups", MixedEffectsEncoder(random_state=0), ["user", "item"])],
+                            remainder="passthrough").set_output(transform="pandas")  # fmt: skip
+    model = make_pipeline(pre, LinearRegression()).fit(X, y)
+    out = pre.transform(X)
+    assert list(out.columns) == ["groups__user_mode", "groups__item_mode", "remainder__x"]
+    assert model.score(X, y) > 0.4
+
+
+@parametrize_with_checks([MixedEffectsEncoder(cv=3)])
+def test_sklearn_compatible_encoder(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check(estimator)
