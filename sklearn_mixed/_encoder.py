@@ -25,6 +25,15 @@ from .exceptions import SingularFitWarning
 __all__ = ["MixedEffectsEncoder"]
 
 
+def _has_inf(column):
+    """Whether a column of labels holds an infinite float."""
+    if column.dtype.kind == "f":
+        return bool(np.isinf(column.to_numpy()).any())
+    if column.dtype.kind == "O":
+        return bool(column.map(lambda v: isinstance(v, float) and np.isinf(v)).any())
+    return False
+
+
 @dataclass(frozen=True)
 class _Encoding:
     """One column's encoding: per level its mode, conditional sd and count."""
@@ -96,6 +105,8 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         encoded 0.
     model_ : CrossedEffectsRegressor or MixedLogisticRegression
         The model fitted on all rows (None when no column is encoded).
+    n_iter_ : int
+        Iterations of the optimizer of ``model_`` (0 when no column is encoded).
     intercept_ : float
         The population value of the target (the fixed intercept, on the
         linear predictor's scale).
@@ -223,6 +234,15 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
     # -------------------------------------------------------------- internals
     def _validate(self, X, y):
         labels = self._labels(X, reset=True)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        if labels.shape[0] < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to fit a mixed model, "
+                f"got n_samples = {labels.shape[0]}"
+            )
         y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
         if y.shape[0] != labels.shape[0]:
             raise ValueError(f"X has {labels.shape[0]} rows and y {y.shape[0]}")
@@ -231,11 +251,13 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         if binary:
             self.classes_, y = np.unique(y, return_inverse=True)
             if self.classes_.size != 2:
-                raise ValueError(f"target_type='binary' needs two classes, got {self.classes_}")
+                raise ValueError(
+                    f"target_type='binary' needs 2 classes, got {self.classes_.size} "
+                    f"class(es): {self.classes_}"
+                )
         elif kind not in ("continuous", "binary", "multiclass") or y.dtype.kind not in "fiub":
             raise ValueError(
-                f"Unknown label type: y must be a continuous or binary target, got a {kind} "
-                "target"
+                f"Unknown label type: y must be a continuous or binary target, got a {kind} target"
             )
         self.target_type_ = "binary" if binary else "continuous"
         return labels, np.asarray(y, dtype=float)
@@ -249,6 +271,12 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
             else [f"x{i}" for i in range(X.shape[1])]
         )
         frame = pd.DataFrame(X, columns=names)
+        infinite = [c for c in names if _has_inf(frame[c])]
+        if infinite:
+            raise ValueError(
+                f"columns {infinite!r} have infinite labels (inf); "
+                "a level must be a finite number or another label"
+            )
         missing = frame.isna().any()
         if missing.any():
             raise ValueError(
@@ -279,6 +307,7 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         if keep_model:
             self.model_ = model
             self.encoded_features_ = used
+            self.n_iter_ = 0 if model is None else int(model.n_iter_)
             self.intercept_ = 0.0 if model is None else float(model.intercept_)
             if model is None and self.target_type_ == "continuous":
                 self.intercept_ = float(np.mean(y))

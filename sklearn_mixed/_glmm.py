@@ -150,6 +150,17 @@ class _BaseMixedGLM(GroupedModelMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+        if fit.separated:
+            warnings.warn(
+                "a random-effect standard deviation ran to its bound (1e4 on the linear "
+                "predictor's scale): the response is (quasi-)completely separated by the "
+                "levels of a grouping factor (every row of each level has the same "
+                "outcome). The likelihood has no maximum there; the variance and the "
+                "conditional modes of those levels are as large as the bound allows, not "
+                "estimates (lme4 reports huge estimates with convergence warnings).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         if fit.singular:
             warnings.warn(
                 "boundary (singular) fit: a random-effect variance is estimated as 0 (or a "

@@ -418,13 +418,44 @@ def test_no_fixed_effects_at_all(sleep):
         MixedLinearRegressor(fit_intercept=False).fit(X[[]], y)
 
 
-def test_a_separated_binary_response_is_a_clear_error():
-    """Two levels that separate a binary response perfectly (15 rows each, all
-    0 or all 1): the level effects run off to infinity and PIRLS's working
-    model becomes singular; a ValueError says why, not a raw LinAlgError."""
+def test_a_separated_binary_response_matches_lme4():
+    """Two levels of 15 rows that separate a binary response (all 0, all 1).
+
+    The Laplace criterion still has an interior optimum (its log-determinant
+    grows with theta), found by lme4 1.1-31:
+    ``glmer(y ~ 1 + (1 | g), data.frame(y = rep(0:1, each = 15),
+    g = factor(rep(c("a", "b"), each = 15))), family = binomial)``:
+    theta 74.03, intercept 14.18, modes (-22.39, 0.054), logLik -1.652246.
+    The point with beta = 0 and symmetric modes is a saddle (stationary by
+    symmetry), where a gradient method stops: the fit steps off it along the
+    Hessian's negative curvature.  Once PIRLS's working model became singular
+    here (a raw LinAlgError).  The likelihood is flat in theta near the
+    optimum, so theta is compared to 2% and the log-likelihood must be at
+    least lme4's (to its printed 1e-6)."""
     from sklearn_mixed import MixedLogisticRegression
 
     y = np.repeat([0, 1], 15)
     groups = np.repeat(["a", "b"], 15)
-    with pytest.raises(ValueError, match="separated"):
-        MixedLogisticRegression().fit(np.empty((30, 0)), y, groups=groups)
+    model = MixedLogisticRegression().fit(np.empty((30, 0)), y, groups=groups)
+    assert model.log_likelihood_ >= -1.652246 - 1e-6
+    np.testing.assert_allclose(model.model_.theta, [74.02585], rtol=0.02)
+    assert not model.model_.result.separated
+    proba = model.predict_proba(np.empty((2, 0)), groups=np.array(["a", "b"]))[:, 1]
+    assert proba[0] < 1e-3 and proba[1] > 1 - 1e-3
+
+
+def test_a_glmm_start_far_out_is_brought_inside_the_bound():
+    """A start of theta beyond the bound (core.glmm.THETA_MAX, where the
+    working model's fixed-effect block cancels to rounding noise) is clipped
+    into it, and the fit reaches the same optimum as from the default start
+    (10 rows all 0 and 20 all 1, each set one level; lme4 1.1-31's
+    ``glmer(y ~ 1 + (1 | g), family = binomial)`` there: logLik -1.649284)."""
+    from sklearn_mixed import MixedLogisticRegression
+    from sklearn_mixed.core.glmm import THETA_MAX, GeneralizedLinearMixedModel
+
+    g = np.repeat([0, 1], [10, 20])
+    model = MixedLogisticRegression().fit(np.empty((30, 0)), g, groups=g)
+    rows = model.model_.data
+    far = GeneralizedLinearMixedModel(rows, "binomial").fit(start=np.array([100 * THETA_MAX]))
+    assert far.result.deviance <= model.model_.result.deviance + 1e-6
+    assert -0.5 * far.result.deviance >= -1.649284 - 1e-6

@@ -126,7 +126,23 @@ def test_in_a_column_transformer_with_pandas_output():
     assert model.score(X, y) > 0.4
 
 
-@parametrize_with_checks([MixedEffectsEncoder(cv=3)])
+# fit_transform cross-fits by design (each fold encoded by a model fitted on the
+# others, as TargetEncoder), so it differs from transform after fit; these checks
+# compare the two.  TargetEncoder passes them only because on the check data (a
+# binary target separated by every column) its shrunk means are 0 and 1 in every
+# fold; the logistic GLMM's modes of separated levels are as large as the bound
+# on theta allows, which differs between folds.
+_CROSS_FITTING = "fit_transform cross-fits: it differs from fit().transform() by design"
+_EXPECTED_FAILED = {
+    "check_transformer_general": _CROSS_FITTING,
+    "check_transformer_general(readonly_memmap=True)": _CROSS_FITTING,
+    "check_transformer_data_not_an_array": _CROSS_FITTING,
+}
+
+
+@parametrize_with_checks(
+    [MixedEffectsEncoder(cv=3)], expected_failed_checks=lambda est: _EXPECTED_FAILED
+)
 def test_sklearn_compatible_encoder(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

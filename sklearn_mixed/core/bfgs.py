@@ -35,7 +35,13 @@ _MAX_BACKTRACKS = 40
 # Predicted decreases below this times max(1, |f|) are rounding noise.
 _ROUNDING = 1e2 * np.finfo(float).eps
 # Longest first trial step (max-norm): theta is on the scale of 1 (T = I).
+# Where |x| is larger, steps up to |x| (a doubling): a deviance that keeps
+# falling as a variance grows (a separated GLMM) is crossed in log(|x|) steps.
 _MAX_STEP = 2.0
+
+
+def _max_step(x):
+    return max(_MAX_STEP, float(np.max(np.abs(x))) if x.size else 0.0)
 
 
 def _projected_gradient(x, g, lower):
@@ -87,14 +93,14 @@ def _extrapolate(fun_and_grad, x, g, lower, x_new, f_new, g_new):
 
     There ``s'y < 0``: BFGS cannot learn a curvature and its steps keep the
     length of the first (near a zero variance the deviance is concave in
-    theta).  Double the step, up to ``_MAX_STEP`` in max-norm, while ``f``
+    theta).  Double the step, up to :func:`_max_step` in max-norm, while ``f``
     decreases and stays concave.
     """
     n_evaluations = 0
     s = x_new - x
     while (g_new - g) @ s < 0.0:
         s = 2.0 * s
-        if np.max(np.abs(s)) > _MAX_STEP:
+        if np.max(np.abs(s)) > _max_step(x):
             break
         x_try = np.maximum(x + s, lower)
         f_try, g_try = fun_and_grad(x_try)
@@ -135,7 +141,7 @@ def projected_bfgs(fun_and_grad, x0, lower, *, max_iter=500, gtol=1e-9, scale=No
     scale : ndarray of shape (d,), optional
         A guess of the inverse Hessian's diagonal: the first step is
         ``-scale * g`` instead of steepest descent of length up to
-        ``_MAX_STEP``, and the BFGS updates start from it.
+        :func:`_max_step`, and the BFGS updates start from it.
 
     Returns
     -------
@@ -160,7 +166,7 @@ def projected_bfgs(fun_and_grad, x0, lower, *, max_iter=500, gtol=1e-9, scale=No
         if -(g @ d) <= _ROUNDING * f_scale:  # the quadratic model's decrease
             message, success = "predicted decrease at the rounding level of f", True
             break
-        t = min(1.0, _MAX_STEP / np.max(np.abs(d)))
+        t = min(1.0, _max_step(x) / np.max(np.abs(d)))
         x_new, f_new, g_new, count = _line_search(fun_and_grad, x, f, g, d, lower, t)
         n_evaluations += count
         if x_new is not None:

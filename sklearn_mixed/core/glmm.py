@@ -38,12 +38,12 @@ from .glmm_state import LinearPredictor, PirlsState, pirls
 from .laplace_gradient import laplace_gradient
 from .layout import ThetaLayout
 from .memory import DenseBlockTooLarge
-from .optimize import minimize_deviance
+from .optimize import better_outcome, minimize_deviance
 from .quadrature import quadrature_deviance, quadrature_gradient
 from .solution import InformationCriteria
 from .threads import single_blas_thread
 
-__all__ = ["GLMMFit", "GeneralizedLinearMixedModel"]
+__all__ = ["THETA_MAX", "GLMMFit", "GeneralizedLinearMixedModel"]
 
 # Central-difference steps: the gradient where it is not analytic (relative to
 # max(1, |x|)), and lme4's Hessian step (deriv12's delta).
@@ -61,6 +61,21 @@ _TIGHT_ETA_STEP, _LOOSE_ETA_STEP = 1e-6, 1e-4
 # Stage 1 only gives stage 2 its start (and beta's scale): its projected
 # gradient need only be below this (relative to the deviance).
 _STAGE1_GTOL = 1e-6
+# Largest |theta| the optimizer may try: a relative standard deviation of 1e4
+# on the linear predictor's scale.  The deviance of a (quasi-)separated
+# response keeps falling as a variance grows, and beyond ~1e6 the working
+# model's fixed-effect block (X'WX less what the random effects absorb)
+# cancels to rounding noise, which the optimizer would chase.  A fit that ends
+# near this bound is reported as separated (``GLMMFit.separated``).
+THETA_MAX = 1e4
+
+
+def _check_theta(theta):
+    """Raise ``LinAlgError`` beyond :data:`THETA_MAX`: the optimizer's
+    objective wrapper maps it to a failed evaluation, and its line search
+    backs off."""
+    if theta.size and np.max(np.abs(theta)) > THETA_MAX:
+        raise np.linalg.LinAlgError(f"|theta| beyond {THETA_MAX:g}: a separated response")
 
 
 def _central_differences(f, x, model):
@@ -122,6 +137,7 @@ class GLMMFit(InformationCriteria):
     hessian_used: bool  # False: beta_cov from the PIRLS factor (H not positive definite)
     solver: str = "exact"
     deviance_se: float = 0.0  # Monte Carlo error of the deviance (iterative solver)
+    separated: bool = False  # theta ran to THETA_MAX: effects run off to infinity
 
     @property
     def n_params(self):
@@ -259,9 +275,11 @@ class GeneralizedLinearMixedModel:
         (the start of stage 2, also for quadrature, as lme4's nAGQ = 0 stage)."""
 
         def value(theta):
+            _check_theta(theta)
             return self.criterion(self.pirls(theta), laplace=True)
 
         def value_and_gradient(theta):
+            _check_theta(theta)
             return self.value_and_gradient(theta, laplace=True)
 
         return value, value_and_gradient
@@ -294,6 +312,7 @@ class GeneralizedLinearMixedModel:
             self._result = self._solution(state, state.n_iter, state.n_iter, True, "IRLS")
             return self
         theta0 = self._working_start() if start is None else np.asarray(start, float)
+        theta0 = np.clip(theta0, -0.5 * THETA_MAX, 0.5 * THETA_MAX)  # a start inside the bound
         n_levels = [t.n_levels for t in self.terms]
         value1, value_and_gradient1 = self._laplace_stage1()
         stage1 = minimize_deviance(
@@ -315,10 +334,15 @@ class GeneralizedLinearMixedModel:
             joint, x0, lower, value_and_gradient=joint_gradient, max_iter=max_iter, tol=tol,
             projected=True, scale=scale,
         )  # fmt: skip
+        H = self._safe_hessian(joint, joint_gradient, stage2.theta, C)
+        escaped = self._escape_saddle(joint, joint_gradient, stage2, H, C,
+                                      dict(max_iter=max_iter, tol=tol, scale=scale))  # fmt: skip
+        if escaped is not None:
+            stage2 = escaped
+            H = self._safe_hessian(joint, joint_gradient, stage2.theta, C)
         x = stage2.theta
         self.theta, self.beta = x[:k], beta1 + C @ x[k:]
         self.optimizer = stage2
-        H = self._hessian(joint, joint_gradient, x, C)
         state = self.pirls(self.theta, self.beta, start=(self.beta, self._warm[1]))
         n_iter = stage1.n_iter + stage2.n_iter
         n_eval = stage1.n_evaluations + stage2.n_evaluations
@@ -351,13 +375,55 @@ class GeneralizedLinearMixedModel:
         """The stage-2 criterion of ``x = (theta, gamma)`` and its gradient."""
 
         def joint(x):
+            _check_theta(x[:k])
             return self.deviance(x[:k], beta1 + C @ x[k:])
 
         def joint_gradient(x):
+            _check_theta(x[:k])
             value, grad = self.value_and_gradient(x[:k], beta1 + C @ x[k:])
             return value, np.concatenate([grad[:k], C.T @ grad[k:]])
 
         return joint, joint_gradient
+
+    def _safe_hessian(self, joint, joint_gradient, x, C):
+        """:meth:`_hessian`, or None where a step fails (beyond THETA_MAX, or a
+        singular working fit); PIRLS's warm start is kept either way."""
+        warm = self._warm
+        try:
+            return self._hessian(joint, joint_gradient, x, C)
+        except np.linalg.LinAlgError:
+            self._warm = warm
+            return None
+
+    def _escape_saddle(self, joint, joint_gradient, stage2, H, C, options):
+        """A lower optimum off a saddle point of stage 2, or None.
+
+        A gradient method stops at any stationary point; lme4's derivative-free
+        optimizer can step off a saddle.  One arises by symmetry: a binary
+        response separated by two levels of equal size has ``beta = 0``
+        stationary, while the optimum puts the intercept at one level's
+        outcome.  Where the Hessian (in ``(theta, gamma)``, gamma in standard
+        errors) has a negative eigenvalue, stage 2 restarts one unit along its
+        eigenvector each way, and the lower deviance is kept.
+        """
+        if H is None or not H.size or not np.all(np.isfinite(H)):
+            return None
+        k = stage2.theta.size - self.p
+        J = np.eye(stage2.theta.size)
+        J[k:, k:] = C  # d beta / d gamma
+        eigenvalues, vectors = np.linalg.eigh(J.T @ H @ J)
+        if eigenvalues[0] >= -1e-6 * max(1.0, abs(eigenvalues[-1])):
+            return None
+        lower = np.concatenate([self.layout.lower, np.full(self.p, -np.inf)])
+        best = stage2
+        for sign in (1.0, -1.0):
+            start = np.maximum(stage2.theta + sign * vectors[:, 0], lower)
+            outcome = minimize_deviance(joint, start, lower, value_and_gradient=joint_gradient,
+                                        projected=True, **options)  # fmt: skip
+            best = better_outcome(best, outcome, options["tol"])
+        if best.deviance < stage2.deviance - options["tol"] * max(1.0, abs(stage2.deviance)):
+            return best
+        return None
 
     def _hessian(self, joint, joint_gradient, x, C):
         """The Hessian of the criterion in ``(theta, beta)`` at the optimum ``x``.
@@ -412,6 +478,7 @@ class GeneralizedLinearMixedModel:
             singular=bool(self.terms) and self.layout.singular(self.theta),
             hessian=np.empty((0, 0)) if H is None else H,
             hessian_used=used,
+            separated=bool(self.terms) and bool(np.max(np.abs(self.theta)) >= 0.1 * THETA_MAX),
         )
 
     def _beta_covariance(self, H, state):
