@@ -15,6 +15,7 @@ from ._formula_glmer import GlmerClassifier, GlmerRegressor
 from ._glmer import glmer
 from ._influence import GroupInfluence
 from ._mixed import MixedLinearRegressor
+from ._mixed_effects import MixedEffectsRegressor
 from ._mixed_glm import MixedLogisticRegression, MixedPoissonRegressor
 from .exceptions import (
     ExactFitWarning,
@@ -47,6 +48,7 @@ __all__ = [
     "NoGroupsWarning",
     "NotYetFittedWarning",
     "MixedEffectsEncoder",
+    "MixedEffectsRegressor",
     "MixedLinearRegressor",
     "MixedLogisticRegression",
     "MixedPoissonRegressor",
