@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from sklearn_mixed import MixedEffectsRegressor, MixedLinearRegressor
-from sklearn_mixed.datasets import load_hsb82, load_sleepstudy
+from sklearn_mixed.datasets import load_hsb82
 
 
 @pytest.fixture(autouse=True)
@@ -83,9 +83,7 @@ def test_linear_regression_with_crossed_factors():
     y = 1 + 2 * x + rng.normal(size=40)[a] + 0.7 * rng.normal(size=15)[b] + rng.normal(size=n)
     X, G = pd.DataFrame({"x": x}), pd.DataFrame({"a": a, "b": b})
     ref = MixedLinearRegressor(method="ml").fit(X, y, groups=G)
-    model = MixedEffectsRegressor(LinearRegression(), tol=1e-13, max_iter=2000).fit(
-        X, y, groups=G
-    )
+    model = MixedEffectsRegressor(LinearRegression(), tol=1e-13, max_iter=2000).fit(X, y, groups=G)
     assert model.converged_
     np.testing.assert_allclose(model.log_likelihood_, ref.log_likelihood_, rtol=1e-10)
     for name in ("a", "b"):
