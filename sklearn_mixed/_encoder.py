@@ -59,7 +59,8 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
 
     A mixed model of the target on the columns of ``X`` as crossed random
     intercepts (lme4's ``y ~ 1 + (1 | x0) + (1 | x1) + ...``: REML for a
-    continuous target, the logistic GLMM for a binary one) shrinks each
+    continuous target, the logistic GLMM for a binary one, one logistic GLMM
+    per class for a multiclass one, one-vs-rest) shrinks each
     level's mean towards the population by how much the data say about it:
     rare levels get small encodings, frequent ones close to their own mean,
     on the scale of the linear predictor.  Unlike one target encoding per
@@ -75,11 +76,14 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    target_type : {"auto", "continuous", "binary"}, default="auto"
-        ``"auto"``: binary for a target of two values, else continuous.
+    target_type : {"auto", "continuous", "binary", "multiclass"}, default="auto"
+        ``"auto"`` reads ``y`` as ``TargetEncoder`` does
+        (``type_of_target``): two values are binary, more integers or
+        strings multiclass, floats continuous.  An integer rating scale
+        meant as a number needs ``"continuous"``.
     cv : int or cross-validation generator, default=5
         Folds of ``fit_transform``'s cross-fitting (``KFold``, or
-        ``StratifiedKFold`` for a binary target).
+        ``StratifiedKFold`` for a binary or multiclass target).
     shuffle : bool, default=True
         Whether to shuffle the rows before the folds of an integer ``cv``.
     random_state : int, RandomState instance or None, default=None
@@ -96,20 +100,22 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     target_type_ : str
-        ``"continuous"`` or ``"binary"``.
-    classes_ : ndarray of shape (2,)
-        The two values of a binary target (the second is the event).
+        ``"continuous"``, ``"binary"`` or ``"multiclass"``.
+    classes_ : ndarray of shape (n_classes,)
+        The values of a binary (the second is the event) or multiclass target.
     encoded_features_ : list of str
         The columns that have random effects in the model; the others (one
         level, or as many levels as rows: nothing to shrink towards) are
         encoded 0.
-    model_ : CrossedEffectsRegressor or MixedLogisticRegression
-        The model fitted on all rows (None when no column is encoded).
+    model_ : CrossedEffectsRegressor, MixedLogisticRegression or list
+        The model fitted on all rows (None when no column is encoded); for a
+        multiclass target a list of one model per class.
     n_iter_ : int
-        Iterations of the optimizer of ``model_`` (0 when no column is encoded).
-    intercept_ : float
+        Iterations of the optimizer of ``model_`` (the most of the
+        per-class models; 0 when no column is encoded).
+    intercept_ : float or ndarray of shape (n_classes,)
         The population value of the target (the fixed intercept, on the
-        linear predictor's scale).
+        linear predictor's scale), per class for a multiclass target.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
@@ -135,7 +141,7 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "target_type": [StrOptions({"auto", "continuous", "binary"})],
+        "target_type": [StrOptions({"auto", "continuous", "binary", "multiclass"})],
         "cv": ["cv_object"],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -172,8 +178,8 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         -------
         self : object
         """
-        labels, y = self._validate(X, y)
-        self._encodings = self._fit_encodings(labels, y, keep_model=True)
+        labels, targets = self._validate(X, y)
+        self._encodings = self._fit_encodings(labels, targets, keep_model=True)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -190,14 +196,16 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         X_out : ndarray of shape (n_samples, n_features_out)
             Cross-fitted encodings (see ``get_feature_names_out``).
         """
-        labels, y = self._validate(X, y)
-        self._encodings = self._fit_encodings(labels, y, keep_model=True)
-        splitter = check_cv(self.cv, y, classifier=self.target_type_ == "binary")
+        labels, targets = self._validate(X, y)
+        self._encodings = self._fit_encodings(labels, targets, keep_model=True)
+        # the folds: stratified by class for a binary or multiclass target
+        strata = targets @ np.arange(targets.shape[1]) if targets.shape[1] > 1 else targets[:, 0]
+        splitter = check_cv(self.cv, strata, classifier=self.target_type_ != "continuous")
         if self.shuffle and hasattr(splitter, "shuffle"):
             splitter.shuffle, splitter.random_state = True, self.random_state
-        out = np.empty((y.shape[0], self._n_outputs()))
-        for train, test in splitter.split(labels, y):
-            encodings = self._fit_encodings(labels.iloc[train], y[train], keep_model=False)
+        out = np.empty((targets.shape[0], self._n_outputs()))
+        for train, test in splitter.split(labels, strata):
+            encodings = self._fit_encodings(labels.iloc[train], targets[train], keep_model=False)
             out[test] = self._encode(labels.iloc[test], encodings)
         return out
 
@@ -216,7 +224,8 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         return self._encode(self._labels(X, reset=False), self._encodings)
 
     def get_feature_names_out(self, input_features=None):
-        """``<column>_mode`` per column, then ``_sd`` and ``_count`` if asked.
+        """Per column ``<column>_mode`` (``<column>_<class>_mode`` per class of a
+        multiclass target), then ``_sd`` likewise and ``<column>_count``, if asked.
 
         Parameters
         ----------
@@ -228,11 +237,22 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         names = _check_feature_names_in(self, input_features)
-        kinds = ["mode"] + ["sd"] * self.return_std + ["count"] * self.return_counts
-        return np.asarray([f"{n}_{k}" for n in names for k in kinds], dtype=object)
+        out = []
+        for name in names:
+            for prefix in self._target_prefixes(name):
+                out += [f"{prefix}_mode"] + [f"{prefix}_sd"] * self.return_std
+            out += [f"{name}_count"] * self.return_counts
+        return np.asarray(out, dtype=object)
 
     # -------------------------------------------------------------- internals
+    def _target_prefixes(self, name):
+        if self.target_type_ == "multiclass":
+            return [f"{name}_{c}" for c in self.classes_]
+        return [name]
+
     def _validate(self, X, y):
+        """The labels, and the targets as columns: one (continuous, binary 0/1)
+        or one indicator per class (multiclass, one-vs-rest)."""
         labels = self._labels(X, reset=True)
         if y is None:
             raise ValueError(
@@ -246,21 +266,37 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
         if y.shape[0] != labels.shape[0]:
             raise ValueError(f"X has {labels.shape[0]} rows and y {y.shape[0]}")
-        kind = type_of_target(y, input_name="y")
-        binary = kind == "binary" if self.target_type == "auto" else self.target_type == "binary"
-        if binary:
-            self.classes_, y = np.unique(y, return_inverse=True)
-            if self.classes_.size != 2:
-                raise ValueError(
-                    f"target_type='binary' needs 2 classes, got {self.classes_.size} "
-                    f"class(es): {self.classes_}"
-                )
-        elif kind not in ("continuous", "binary", "multiclass") or y.dtype.kind not in "fiub":
+        self.target_type_ = kind = self._target_type(y)
+        if kind == "continuous":
+            return labels, np.asarray(y, dtype=float)[:, None]
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if kind == "binary" and self.classes_.size != 2:
             raise ValueError(
-                f"Unknown label type: y must be a continuous or binary target, got a {kind} target"
+                f"target_type='binary' needs 2 classes, got {self.classes_.size} "
+                f"class(es): {self.classes_}"
             )
-        self.target_type_ = "binary" if binary else "continuous"
-        return labels, np.asarray(y, dtype=float)
+        if kind == "multiclass" and self.classes_.size < 3:
+            raise ValueError(
+                f"target_type='multiclass' needs at least 3 classes, got {self.classes_}"
+            )
+        if kind == "binary":
+            return labels, codes[:, None].astype(float)
+        return labels, (codes[:, None] == np.arange(self.classes_.size)).astype(float)
+
+    def _target_type(self, y):
+        kind = type_of_target(y, input_name="y")
+        if self.target_type != "auto":
+            if self.target_type == "continuous" and y.dtype.kind not in "fiub":
+                raise ValueError(f"target_type='continuous' needs a numeric y, got {y.dtype}")
+            return self.target_type
+        if kind in ("binary", "multiclass"):
+            return kind
+        if kind == "continuous":
+            return kind
+        raise ValueError(
+            f"Unknown label type: y must be a continuous, binary or multiclass target, got "
+            f"a {kind} target"
+        )
 
     def _labels(self, X, reset):
         """The grouping columns as a DataFrame named by the feature names."""
@@ -286,32 +322,42 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         return frame
 
     def _model(self):
-        if self.target_type_ == "binary":
-            return MixedLogisticRegression(max_iter=self.max_iter)
-        return CrossedEffectsRegressor(method=self.method, max_iter=self.max_iter)
+        if self.target_type_ == "continuous":
+            return CrossedEffectsRegressor(method=self.method, max_iter=self.max_iter)
+        return MixedLogisticRegression(max_iter=self.max_iter)
 
-    def _fit_encodings(self, labels, y, keep_model):
-        """Each column's :class:`_Encoding` from a model fitted on these rows."""
+    def _fit_encodings(self, labels, targets, keep_model):
+        """Per target column, each column's :class:`_Encoding` from a model fitted
+        on these rows."""
         n = labels.shape[0]
         levels = labels.nunique()
         used = [c for c in labels.columns if 2 <= levels[c] < n]
-        model = None
-        if used:
-            model = self._model()
-            with warnings.catch_warnings():
-                # a column without variance (a zero estimate) is encoded 0: expected
-                warnings.simplefilter("ignore", SingularFitWarning)
-                model.fit(np.empty((n, 0)), y, groups=labels[used])
-        encodings = [self._column_encoding(labels[c], model if c in used else None, c)
-                     for c in labels.columns]  # fmt: skip
+        models, encodings = [], []
+        for k in range(targets.shape[1]):
+            model = None
+            if used:
+                model = self._model()
+                with warnings.catch_warnings():
+                    # a column without variance (a zero estimate) is encoded 0: expected
+                    warnings.simplefilter("ignore", SingularFitWarning)
+                    model.fit(np.empty((n, 0)), targets[:, k], groups=labels[used])
+            models.append(model)
+            encodings.append([self._column_encoding(labels[c], model if c in used else None, c)
+                              for c in labels.columns])  # fmt: skip
         if keep_model:
-            self.model_ = model
-            self.encoded_features_ = used
-            self.n_iter_ = 0 if model is None else int(model.n_iter_)
-            self.intercept_ = 0.0 if model is None else float(model.intercept_)
-            if model is None and self.target_type_ == "continuous":
-                self.intercept_ = float(np.mean(y))
+            self._keep(models, used, targets)
         return encodings
+
+    def _keep(self, models, used, targets):
+        """The fitted attributes of the models fitted on all rows."""
+        self.encoded_features_ = used
+        self.n_iter_ = max(0 if m is None else int(m.n_iter_) for m in models)
+        intercepts = np.array([0.0 if m is None else float(m.intercept_) for m in models])
+        if not used and self.target_type_ == "continuous":
+            intercepts[0] = float(np.mean(targets[:, 0]))
+        multiclass = self.target_type_ == "multiclass"
+        self.model_ = models if multiclass else models[0]
+        self.intercept_ = intercepts if multiclass else float(intercepts[0])
 
     @staticmethod
     def _column_encoding(labels, model, name):
@@ -326,15 +372,22 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         return _Encoding(modes.index, modes.to_numpy(), sd, count, prior_sd)
 
     def _n_outputs(self):
-        return self.n_features_in_ * (1 + self.return_std + self.return_counts)
+        n_targets = self.classes_.size if self.target_type_ == "multiclass" else 1
+        per_column = n_targets * (1 + self.return_std) + self.return_counts
+        return self.n_features_in_ * per_column
 
     def _encode(self, labels, encodings):
-        kinds = ["mode"] + ["sd"] * self.return_std + ["count"] * self.return_counts
-        columns = [
-            enc.encode(labels.iloc[:, j].to_numpy(), kind)
-            for j, enc in enumerate(encodings)
-            for kind in kinds
-        ]
+        """The output columns: per column, per target its modes (and sds), then
+        the counts (the same for every target: the rows' levels)."""
+        columns = []
+        for j in range(labels.shape[1]):
+            values = labels.iloc[:, j].to_numpy()
+            for per_target in encodings:
+                columns.append(per_target[j].encode(values, "mode"))
+                if self.return_std:
+                    columns.append(per_target[j].encode(values, "sd"))
+            if self.return_counts:
+                columns.append(encodings[0][j].encode(values, "count"))
         if not columns:
             return np.empty((labels.shape[0], 0))
         return np.column_stack(columns).astype(float)

@@ -147,3 +147,27 @@ def test_sklearn_compatible_encoder(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+def test_multiclass_target_is_one_logistic_glmm_per_class():
+    """Three classes: each class's modes are those of MixedLogisticRegression
+    fitted to its indicator (one-vs-rest), named <column>_<class>_mode."""
+    rng = np.random.default_rng(5)
+    n = 900
+    X = pd.DataFrame({"store": rng.integers(0, 30, n).astype(str)})
+    effect = rng.normal(size=(30, 3))[X["store"].astype(int)]
+    y = np.array(["a", "b", "c"])[np.argmax(effect + rng.gumbel(size=(n, 3)), axis=1)]
+    encoder = MixedEffectsEncoder(return_counts=True, random_state=0).fit(X, y)
+    assert encoder.target_type_ == "multiclass"
+    assert encoder.get_feature_names_out().tolist() == [
+        "store_a_mode", "store_b_mode", "store_c_mode", "store_count"
+    ]  # fmt: skip
+    out = encoder.transform(X)
+    for k, cls in enumerate(["a", "b", "c"]):
+        ref = MixedLogisticRegression().fit(np.empty((n, 0)), (y == cls).astype(int), groups=X)
+        modes = ref.random_effects_["store"].iloc[:, 0]
+        np.testing.assert_allclose(out[:, k], modes.loc[X["store"]].to_numpy(), atol=1e-6)
+        assert encoder.intercept_[k] == pytest.approx(ref.intercept_, abs=1e-6)
+    np.testing.assert_array_equal(out[:, 3], X["store"].map(X["store"].value_counts()))
+    cross = encoder.fit_transform(X, y)
+    assert cross.shape == (n, 4) and not np.allclose(cross[:, :3], out[:, :3])
