@@ -22,6 +22,7 @@ __all__ = [
     "load_dyestuff",
     "load_dyestuff2",
     "load_hsb82",
+    "load_insteval",
     "load_pastes",
     "load_penicillin",
     "load_sleepstudy",
@@ -29,10 +30,12 @@ __all__ = [
 
 
 def _load(filename, factors):
-    """Read ``data/<filename>`` with the columns ``factors`` as strings."""
+    """Read ``data/<filename>`` (gzipped if it ends in ``.gz``) with the columns
+    ``factors`` as strings."""
     source = resources.files(__package__) / "data" / filename
-    with source.open("r", encoding="utf-8") as f:
-        df = pd.read_csv(f, dtype=dict.fromkeys(factors, str))
+    with source.open("rb") as f:
+        compression = "gzip" if filename.endswith(".gz") else None
+        df = pd.read_csv(f, dtype=dict.fromkeys(factors, str), compression=compression)
     return df
 
 
@@ -311,6 +314,49 @@ def load_hsb82():
     ['Catholic', 'Public']
     """
     return _load("hsb82.csv", ["school", "minrty", "sx", "sector"])
+
+
+def load_insteval():
+    """Load the InstEval data: lecture ratings by students at ETH Zurich.
+
+    University lecture evaluations: 73421 ratings (1 to 5) by 2972 students
+    of 1128 instructors in 14 departments.  Students and instructors are
+    crossed (each student rates several instructors, each instructor is
+    rated by many students): the classic test of crossed random effects,
+    and a high-cardinality categorical data set for encoders.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (73421, 7)
+        Columns:
+
+        - ``s`` (str): student, 2972 levels.
+        - ``d`` (str): instructor (lecturer), 1128 levels.
+        - ``studage`` (int): the student's semester band, 2, 4, 6 or 8.
+        - ``lectage`` (int): how many semesters back the lecture was, 1 to 6.
+        - ``service`` (int): 1 if the lecture is held for another department.
+        - ``dept`` (str): the lecture's department, 14 levels.
+        - ``y`` (int): the rating, 1 (poor) to 5 (very good).
+
+    Notes
+    -----
+    lme4's speed test: ``y ~ service + (1 | s) + (1 | d) + (1 | dept)``.
+
+    Provenance: R package lme4 1.1-31, data set ``InstEval`` (factors written
+    as strings, ``studage`` and ``lectage`` as their integer labels), shipped
+    gzipped; original source ETH Zurich's lecture evaluations, courtesy of
+    Martin Maechler.
+
+    Examples
+    --------
+    >>> from sklearn_mixed.datasets import load_insteval
+    >>> df = load_insteval()
+    >>> df.shape
+    (73421, 7)
+    >>> df["s"].nunique(), df["d"].nunique(), df["dept"].nunique()
+    (2972, 1128, 14)
+    """
+    return _load("insteval.csv.gz", ["s", "d", "dept"])
 
 
 def load_contraception():
