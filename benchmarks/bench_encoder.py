@@ -235,14 +235,15 @@ def _time_cell(values):
 
 
 def describe_splits(X, groups, splits):
-    """Per scenario: sizes, and the share of test rows whose level was unseen in training."""
+    """Per scenario (its first split): sizes, and the share of test rows whose level
+    was unseen in training."""
     for scenario, folds in splits.items():
         train, test = folds[0]
         unseen = []
         for g in groups:
             new = ~X[g].iloc[test].isin(set(X[g].iloc[train]))
             unseen.append(f"{g} {100 * new.mean():.1f}%")
-        print(f"  {scenario:6s}: train {len(train)} rows, test {len(test)} rows; "
+        print(f"  {scenario:6s} (split 1): train {len(train)} rows, test {len(test)} rows; "
               f"test rows with a level unseen in training: {', '.join(unseen)}")  # fmt: skip
 
 

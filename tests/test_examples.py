@@ -105,6 +105,16 @@ EXPECTED_OUTPUT = {
         "best for later weeks: Weight ~ poly(Time, 3) + (Time | Pig)",
         "predicted weights at week 13: [104.5 106.3]",
     ],
+    "plot_encoder.py": [
+        "73421 ratings; levels: s 2972, d 1128, dept 14",
+        # lmer(y ~ 1 + (1 | s) + (1 | d) + (1 | dept), InstEval) (lme4 1.1-31, the
+        # model behind the encoder; tools/make_insteval_encoder_reference.R):
+        # variances s 0.10657, d 0.26757, dept 0.00672, residual 1.38707
+        "s            0.107    0.326  0.060",
+    ],
+    "plot_mixed_effects.py": [
+        "3002 training rows in 150 groups; 1498 test rows of seen groups, 1500 of 50 unseen",
+    ],
     "plot_diagnostics.py": [
         "REML criterion at convergence: 1743.6283",
         "subject 335: own slope -2.88 ms/day, mixed-model slope -0.28 (population 10.47)",
@@ -118,6 +128,7 @@ EXPECTED_SNIPPET_OUTPUT = {
     "README.md": ["REML criterion at convergence: 1743.6283", "[253.7 273.3 293. ]", "-871.8141"],
     "lme4_users.md": ["[('batch:cask', 'batch')]"],
     "new_groups.md": ["True"],
+    "group_shrinkage.md": ["'mixedeffectsencoder__user_mode' 'mixedeffectsencoder__user_sd'"],
     # lmer(Reaction ~ Days + (Days | Subject), sleepstudy): logLik -871.8141 (lme4 1.1-31)
     "scaling.md": ["180 rows, logLik -871.81", "logLik -871.81"],
     "five_minutes.md": [
