@@ -197,3 +197,32 @@ def test_multiclass_target_is_one_logistic_glmm_per_class():
     np.testing.assert_array_equal(out[:, 3], X["store"].map(X["store"].value_counts()))
     cross = encoder.fit_transform(X, y)
     assert cross.shape == (n, 4) and not np.allclose(cross[:, :3], out[:, :3])
+
+
+def test_a_splitter_passed_as_cv_is_used_as_given():
+    """shuffle and random_state apply to an integer cv only: a KFold passed in
+    is neither modified nor reseeded, so a seeded splitter reproduces."""
+    from sklearn.model_selection import KFold
+
+    X, y = _crossed(n=600)
+    plain = KFold(4)
+    MixedEffectsEncoder(cv=plain).fit_transform(X, y)
+    assert plain.shuffle is False and plain.random_state is None
+    seeded = KFold(4, shuffle=True, random_state=3)
+    first = MixedEffectsEncoder(cv=seeded).fit_transform(X, y)
+    np.testing.assert_array_equal(first, MixedEffectsEncoder(cv=seeded).fit_transform(X, y))
+
+
+def test_a_column_without_variance_is_encoded_zero_in_every_fold():
+    """A column whose variance the fit on all rows estimates as 0 is encoded 0
+    by transform; fit_transform leaves it out of the fold models too (the
+    same encoding, and no GLMM fit at a variance on its bound per fold)."""
+    rng = np.random.default_rng(2)
+    n = 2000
+    X = pd.DataFrame({"a": rng.integers(0, 100, n).astype(str),
+                      "flat": rng.integers(0, 14, n).astype(str)})  # fmt: skip
+    y = rng.normal(size=100)[X["a"].astype(int)] + rng.normal(size=n)
+    encoder = MixedEffectsEncoder(random_state=0).fit(X, y)
+    assert encoder.model_.random_effects_cov_["flat"][0, 0] == 0.0  # this draw: REML at 0
+    np.testing.assert_array_equal(encoder.transform(X)[:, 1], 0.0)
+    np.testing.assert_array_equal(encoder.fit_transform(X, y)[:, 1], 0.0)
