@@ -10,17 +10,16 @@ scored on the same two test sets of each repetition:
 Methods (each on one core: ``--threads`` OpenMP/BLAS threads, default 1,
 ``n_jobs=1``, GPBoost ``num_threads=1``):
 
-- ``ours-hgb``: ``MixedEffectsRegressor(HistGradientBoostingRegressor())``,
-  in-sample offset (``cv=None``), default ``max_iter=20``, ``tol=1e-4``;
+- ``ours-hgb``: ``MixedEffectsRegressor()``, its default estimator
+  (``HistGradientBoostingRegressor(early_stopping=True)``), in-sample offset
+  (``cv=None``), default ``max_iter=20``, ``tol=1e-4``;
 - ``ours-hgb-cv5``: the same with ``cv=5`` (out-of-fold offset);
 - ``merf``: ``merf.MERF(RandomForestRegressor(n_estimators=--rf-trees,
   n_jobs=1), max_iterations=20)`` (the MERF paper's setup; no early stop, so
   always 20 EM iterations), ``Z`` = ones (and ``x1`` for the random slope);
   it has one grouping factor only: skipped on the crossed design;
 - ``ours-rf``: ``MixedEffectsRegressor`` with the same random forest, so
-  that the two EM implementations are compared on the same ``f`` (wrapped
-  in a one-step pipeline when the bare forest fails, see
-  ``bare_ensemble_fails``);
+  that the two EM implementations are compared on the same ``f``;
 - ``gpboost``: ``gpboost.GPModel(group_data=...)`` and ``gpboost.train`` with
   the parameters of GPBoost's ``combined_boosting_mixed_effects_example.py``
   (``learning_rate=0.1, max_depth=6, min_data_in_leaf=5``); the number of
@@ -31,7 +30,7 @@ Methods (each on one core: ``--threads`` OpenMP/BLAS threads, default 1,
   intercept; the simulated ones are uncorrelated);
 - ``mixed-linear``: ``MixedLinearRegressor`` (linear in the features, the
   design's random terms, REML);
-- ``hgb``: ``HistGradientBoostingRegressor()`` without the groups.
+- ``hgb``: ``HistGradientBoostingRegressor(early_stopping=True)`` without the groups.
 
 Every HistGradientBoosting (alone or inside ``MixedEffectsRegressor``) has
 the default parameters and ``random_state`` = the repetition's seed; so do
@@ -92,7 +91,6 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.metrics import root_mean_squared_error
-from sklearn.pipeline import make_pipeline
 from threadpoolctl import threadpool_limits
 
 from sklearn_mixed import MixedEffectsRegressor, MixedLinearRegressor
@@ -266,7 +264,7 @@ def fit_mixed_linear(data, seed):
 
 def fit_hgb(data, seed):
     X, y, _ = data.get("train")
-    model = HistGradientBoostingRegressor(random_state=seed)
+    model = HistGradientBoostingRegressor(early_stopping=True, random_state=seed)
     start = time.perf_counter()
     model.fit(X, y)
     seconds = time.perf_counter() - start
@@ -346,13 +344,11 @@ def fit_gpboost(data, seed):
 
 def fit(method, data, seed, args):
     if method == "ours-hgb":
-        return fit_ours(data, HistGradientBoostingRegressor(random_state=seed), seed)
+        return fit_ours(data, None, seed)
     if method == "ours-hgb-cv5":
-        return fit_ours(data, HistGradientBoostingRegressor(random_state=seed), seed, cv=5)
+        return fit_ours(data, None, seed, cv=5)
     if method == "ours-rf":
         forest = RandomForestRegressor(n_estimators=args.rf_trees, n_jobs=1, random_state=seed)
-        if bare_ensemble_fails():
-            forest = make_pipeline(forest)
         return fit_ours(data, forest, seed)
     if method == "merf":
         return fit_merf(data, seed, args.rf_trees)
@@ -363,20 +359,6 @@ def fit(method, data, seed, args):
     if method == "hgb":
         return fit_hgb(data, seed)
     raise ValueError(method)
-
-
-def bare_ensemble_fails():
-    """Whether ``MixedEffectsRegressor(RandomForestRegressor())`` fails before fitting.
-
-    ``__sklearn_tags__`` tests ``self.estimator or ...``: the truth value of an
-    unfitted scikit-learn ensemble calls its ``__len__``, which reads the
-    missing ``estimators_`` (AttributeError).  The forest is then wrapped in a
-    one-step ``Pipeline`` (whose length is 1), which predicts the same."""
-    try:
-        MixedEffectsRegressor(RandomForestRegressor()).__sklearn_tags__()
-    except AttributeError:
-        return True
-    return False
 
 
 def available(method):
@@ -539,11 +521,6 @@ def main():
         if reason:
             print(f"{method} skipped: {reason}")
             methods.remove(method)
-    if "ours-rf" in methods and bare_ensemble_fails():
-        print(
-            "ours-rf: MixedEffectsRegressor(RandomForestRegressor()) raises AttributeError "
-            "(no estimators_) in __sklearn_tags__: the forest is wrapped in make_pipeline()"
-        )
     if "merf" in methods and "crossed" in designs:
         print("merf skipped on crossed: MERF fits one grouping factor (Z b per cluster) only")
 

@@ -54,9 +54,8 @@ print(f"{train.sum()} training rows in 150 groups; "
 models = {
     "HistGradientBoosting": HistGradientBoostingRegressor(random_state=0),
     "MixedLinearRegressor": MixedLinearRegressor(random_slopes=["x1"]),
-    "MixedEffectsRegressor": MixedEffectsRegressor(
-        HistGradientBoostingRegressor(random_state=0), random_slopes=["x1"], verbose=1
-    ),
+    # the default estimator: HistGradientBoostingRegressor(early_stopping=True)
+    "MixedEffectsRegressor": MixedEffectsRegressor(random_slopes=["x1"], random_state=0, verbose=1),
 }
 results = {}
 for name, model in models.items():

@@ -217,6 +217,38 @@ def test_groups_of_the_wrong_length():
         MixedEffectsRegressor(LinearRegression()).fit(X, y, groups=g[:10])
 
 
+def test_an_unfitted_ensemble_is_accepted():
+    """scikit-learn's ensembles define __len__ (their fitted members): the
+    estimator is tested against None, never by its truth value (once an
+    AttributeError on estimators_ for every ensemble)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y, g = _nonlinear(seed=5, n=600, n_groups=20)
+    forest = RandomForestRegressor(n_estimators=20, random_state=0)
+    model = MixedEffectsRegressor(forest, max_iter=5).fit(X, y, groups=g)
+    assert isinstance(model.estimator_, RandomForestRegressor)
+    assert model.predict(X[:4], groups=g[:4]).shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "values, stops",
+    [
+        # a boosted f's criterion wobbling around its limit (seen in a fit)
+        ([2040.3, 438.2, 229.3, 223.7, 218.0, 213.9, 236.6, 221.7], True),
+        # a random forest's in-sample criterion still climbing (bench, seed 0)
+        ([6655.0, 6864.0, 6977.0, 7032.0, 7070.0, 7098.0], False),
+        # still falling steadily
+        ([100.0, 90.0, 81.0, 73.0, 66.0, 60.0], False),
+        # too few values to tell
+        ([5.0, 5.0, 5.0, 5.0], False),
+    ],
+)
+def test_the_plateau_rule_tells_a_trend_from_a_wobble(values, stops):
+    from sklearn_mixed._mixed_effects import _plateau
+
+    assert _plateau(values, 1e-4, 3) is stops
+
+
 def test_without_groups_it_is_the_estimator():
     X, y, _ = _hsb82()
     model = MixedEffectsRegressor(LinearRegression()).fit(X, y)
