@@ -211,11 +211,19 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         splitter = self._splitter(strata)
         columns = self._fold_columns(list(labels.columns))
         out = np.empty((targets.shape[0], self._n_outputs()))
+        tested = np.zeros(targets.shape[0], dtype=int)
         for train, test in splitter.split(labels, strata):
+            tested[test] += 1
             encodings = self._fit_encodings(
                 labels.iloc[train], targets[train], keep_model=False, columns=columns
             )
             out[test] = self._encode(labels.iloc[test], encodings)
+        if np.any(tested != 1):
+            raise ValueError(
+                f"cv must put every row in exactly one test fold (a partition such as KFold); "
+                f"{int(np.sum(tested == 0))} rows are in no test fold and "
+                f"{int(np.sum(tested > 1))} in several"
+            )
         return out
 
     def _splitter(self, strata):
@@ -287,6 +295,7 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         if y.shape[0] != labels.shape[0]:
             raise ValueError(f"X has {labels.shape[0]} rows and y {y.shape[0]}")
         self.target_type_ = kind = self._target_type(y)
+        self.__dict__.pop("classes_", None)  # from an earlier fit on a categorical target
         if kind == "continuous":
             return labels, np.asarray(y, dtype=float)[:, None]
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -388,8 +397,11 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         self.encoded_features_ = used
         self.n_iter_ = max(0 if m is None else int(m.n_iter_) for m in models)
         intercepts = np.array([0.0 if m is None else float(m.intercept_) for m in models])
-        if not used and self.target_type_ == "continuous":
-            intercepts[0] = float(np.mean(targets[:, 0]))
+        if not used:  # the population value without random effects: the mean, or its logit
+            mean = targets.mean(axis=0)
+            with np.errstate(divide="ignore"):
+                logit = np.log(mean) - np.log1p(-mean)
+            intercepts = mean if self.target_type_ == "continuous" else logit
         multiclass = self.target_type_ == "multiclass"
         self.model_ = models if multiclass else models[0]
         self.intercept_ = intercepts if multiclass else float(intercepts[0])

@@ -96,7 +96,9 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
         MERF).  Else ``f(X)`` is predicted out of fold (``cv`` folds, one
         more fit of ``f`` per fold and iteration): a flexible ``f`` that
         fits its training rows' noise then leaves the variance components
-        their share.
+        their share.  An integer is ``KFold`` (unshuffled); a splitter is
+        used as given, a group splitter (``GroupKFold``) with the first
+        grouping factor as its groups.
     max_iter : int, default=20
         Iterations (each fits ``f`` and the mixed model once).
     tol : float, default=1e-4
@@ -270,14 +272,15 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
             change = objective[-1] - objective[-2] if iteration > 1 else np.inf
             if valid is not None:
                 scores.append(self._validation_score(rows.take(valid)))
-                if scores[-1] > best[0]:
+                if scores[-1] > best[0]:  # NaN (too few held-out rows) is never best
                     best = (scores[-1], (f, mixed, iteration))
             self._report(iteration, objective[-1], change, scores, time.perf_counter() - start)
             small = abs(change) <= self.tol * max(1.0, abs(objective[-1]))
             if self.tol > 0 and (small or _plateau(objective, self.tol, self.n_iter_no_change)):
                 self.converged_ = True
                 break
-            if valid is not None and iteration - best[1][2] >= self.n_iter_no_change:
+            best_iteration = 0 if best[1] is None else best[1][2]
+            if valid is not None and iteration - best_iteration >= self.n_iter_no_change:
                 break
         self.objective_, self.validation_score_ = np.asarray(objective), np.asarray(scores)
         self.best_iteration_ = self.n_iter_
@@ -297,14 +300,16 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
         f = self._fit_f(data.X, target, data.weights, rng)
         if self.cv is None:
             return f, f.predict(data.X)
+        # the splitter as given (an integer: KFold, unshuffled); group splitters
+        # (GroupKFold) get the first grouping factor
         splitter = check_cv(self.cv)
-        if hasattr(splitter, "shuffle") and splitter.shuffle:
-            splitter.random_state = self._estimator_seed
         params = {}
         if data.weights is not None and has_fit_parameter(f, "sample_weight"):
             params["sample_weight"] = data.weights
+        uses_groups = getattr(type(splitter), "__metadata_request__split", {}).get("groups")
+        groups = data.groups.iloc[:, 0] if uses_groups else None
         offset = cross_val_predict(self._new_estimator(), data.X, target, cv=splitter,
-                                   params=params)  # fmt: skip
+                                   groups=groups, params=params)  # fmt: skip
         return f, offset
 
     def _new_estimator(self):
@@ -316,7 +321,7 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
 
     def _fit_mixed(self, data, residual):
         mixed = MixedLinearRegressor(
-            random_slopes=self.random_slopes, covariance=self.covariance, fixed_features=[],
+            random_slopes=self._slope_spec, covariance=self.covariance, fixed_features=[],
             method=self.method, new_groups=self.new_groups,
         )  # fmt: skip
         return mixed.fit(data.slopes(self._slope_names), residual, groups=data.groups,
@@ -448,10 +453,8 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("y contains NaN or infinity")
         if _n_rows(X) != y.shape[0]:
             raise ValueError(f"X has {_n_rows(X)} samples but y has {y.shape[0]}")
-        self._slope_names = _slope_names(self.random_slopes)
-        missing = [c for c in self._slope_names if c not in self._feature_names()]
-        if missing:
-            raise ValueError(f"random_slopes {missing!r} are not columns of X")
+        self._slope_spec = _slope_spec(self.random_slopes, self._feature_names())
+        self._slope_names = _slope_names(self._slope_spec)
         return X, y
 
     def _validate_x(self, X, reset=False):
@@ -518,6 +521,29 @@ def _plateau(objective, tol, patience):
     return bool(drift <= max(2.0 * scatter, tol * abs(values.mean())))
 
 
+def _slope_spec(random_slopes, feature_names):
+    """``random_slopes`` with column positions (integers) replaced by the
+    feature names, checked against them."""
+
+    def name(column):
+        if isinstance(column, Integral) and not isinstance(column, bool):
+            if not 0 <= column < len(feature_names):
+                raise ValueError(
+                    f"random_slopes position {column} is not a column of X "
+                    f"({len(feature_names)} features)"
+                )
+            return feature_names[column]
+        if str(column) not in feature_names:
+            raise ValueError(f"random_slopes {column!r} is not a column of X: {feature_names}")
+        return str(column)
+
+    if random_slopes is None:
+        return None
+    if isinstance(random_slopes, dict):
+        return {factor: [name(c) for c in columns] for factor, columns in random_slopes.items()}
+    return [name(c) for c in random_slopes]
+
+
 def _slope_names(random_slopes):
     if random_slopes is None:
         return []
@@ -533,12 +559,9 @@ def _slopes_of(X, names, feature_names):
     n = _n_rows(X)
     if not names:
         return np.empty((n, 0))
-    if hasattr(X, "columns"):
-        frame = X[names]
-    else:
-        index = [list(feature_names).index(c) for c in names]
-        frame = pd.DataFrame(np.asarray(X)[:, index], columns=names)
-    return frame.astype(float).reset_index(drop=True)
+    index = [list(feature_names).index(c) for c in names]
+    values = X.iloc[:, index].to_numpy() if hasattr(X, "iloc") else np.asarray(X)[:, index]
+    return pd.DataFrame(values.astype(float), columns=names)
 
 
 def _as_frame(groups, n):

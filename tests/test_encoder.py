@@ -226,3 +226,31 @@ def test_a_column_without_variance_is_encoded_zero_in_every_fold():
     assert encoder.model_.random_effects_cov_["flat"][0, 0] == 0.0  # this draw: REML at 0
     np.testing.assert_array_equal(encoder.transform(X)[:, 1], 0.0)
     np.testing.assert_array_equal(encoder.fit_transform(X, y)[:, 1], 0.0)
+
+
+def test_folds_that_do_not_cover_every_row_once_are_refused():
+    """A ShuffleSplit leaves rows in no test fold: fit_transform would have no
+    cross-fitted encoding for them (once: uninitialized memory)."""
+    from sklearn.model_selection import ShuffleSplit
+
+    X, y = _crossed(n=300)
+    with pytest.raises(ValueError, match="exactly one test fold"):
+        MixedEffectsEncoder(cv=ShuffleSplit(2, test_size=0.2, random_state=0)).fit_transform(X, y)
+
+
+def test_refitting_resets_the_target_attributes():
+    """classes_ of a binary fit does not survive a continuous refit; with no
+    column to encode, intercept_ is the population value on the linear
+    predictor's scale (the logit of the share for a binary target)."""
+    X, y = _crossed(n=300)
+    binary = (y > y.median()).to_numpy()
+    encoder = MixedEffectsEncoder().fit(X, binary)
+    assert hasattr(encoder, "classes_")
+    encoder.fit(X, y)
+    assert not hasattr(encoder, "classes_")
+    flat = pd.DataFrame({"a": ["u"] * 300})
+    share = binary.mean()
+    assert MixedEffectsEncoder().fit(flat, binary).intercept_ == pytest.approx(
+        np.log(share / (1 - share))
+    )
+    assert MixedEffectsEncoder().fit(flat, y).intercept_ == pytest.approx(y.mean())

@@ -273,3 +273,43 @@ def test_without_groups_it_is_the_estimator():
 )
 def test_sklearn_compatible_regressor(estimator, check):
     check(estimator)
+
+
+def test_cv_splitters_are_used_as_given():
+    """A seeded KFold is not reseeded (fit leaves its parameters alone); a
+    GroupKFold splits by the grouping factor."""
+    from sklearn.model_selection import KFold
+
+    X, y, g = _nonlinear(seed=6, n=600, n_groups=20)
+    cv = KFold(3, shuffle=True, random_state=123)
+    MixedEffectsRegressor(LinearRegression(), cv=cv, max_iter=2).fit(X, y, groups=g)
+    assert cv.random_state == 123
+    model = MixedEffectsRegressor(LinearRegression(), cv=GroupKFold(3), max_iter=2)
+    assert model.fit(X, y, groups=g).n_iter_ >= 1
+
+
+def test_random_slopes_by_position():
+    """As MixedLinearRegressor: random_slopes=[0] is the first column of X,
+    for arrays and DataFrames (with integer column names too)."""
+    X, y, g = _hsb82()
+    by_name = MixedEffectsRegressor(LinearRegression(), random_slopes=["ses"]).fit(X, y, groups=g)
+    for data in (X.to_numpy(), X.set_axis(range(3), axis=1)):
+        model = MixedEffectsRegressor(LinearRegression(), random_slopes=[0]).fit(data, y, groups=g)
+        np.testing.assert_allclose(model.log_likelihood_, by_name.log_likelihood_, rtol=1e-10)
+    with pytest.raises(ValueError, match="position 7"):
+        MixedEffectsRegressor(LinearRegression(), random_slopes=[7]).fit(X, y, groups=g)
+
+
+def test_early_stopping_with_a_tiny_validation_set():
+    """One held-out row: R^2 is undefined (NaN) at every iteration; the fit
+    keeps its last iteration instead of failing."""
+    X, y, g = _nonlinear(seed=7, n=9, n_groups=3)
+    model = MixedEffectsRegressor(LinearRegression(), early_stopping=True, tol=0, max_iter=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(
+            X,
+            y,
+            groups=g,
+        )
+    assert model.n_iter_ >= 1 and model.best_iteration_ == model.n_iter_
