@@ -306,7 +306,7 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
         params = {}
         if data.weights is not None and has_fit_parameter(f, "sample_weight"):
             params["sample_weight"] = data.weights
-        uses_groups = getattr(type(splitter), "__metadata_request__split", {}).get("groups")
+        uses_groups = _split_requests(splitter).get("groups")
         groups = data.groups.iloc[:, 0] if uses_groups else None
         offset = cross_val_predict(self._new_estimator(), data.X, target, cv=splitter,
                                    groups=groups, params=params)  # fmt: skip
@@ -501,6 +501,15 @@ class _Rows:
 
     def slopes(self, names):
         return _slopes_of(self.X, names, self.feature_names)
+
+
+def _split_requests(splitter):
+    """The metadata a splitter's ``split`` asks for (``{"groups": True}`` for
+    GroupKFold and its kin; nothing for KFold or an iterable of folds)."""
+    try:
+        return splitter.get_metadata_routing().split.requests
+    except AttributeError:
+        return {}
 
 
 def _plateau(objective, tol, patience):
