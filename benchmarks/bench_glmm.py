@@ -177,7 +177,7 @@ def fit_ours(name, df):
             return model.fit(df[features], df[y], groups=g, sample_weight=w, offset=off)
         model = MixedLogisticRegression(nagq=nagq, random_slopes=slopes)
         if w is not None:
-            return model._fit_proportions(df[features], df[y].to_numpy(float), g, w)
+            return model.fit_proportions(df[features], df[y].to_numpy(float), g, w)
         return model.fit(df[features], df[y], groups=g)
 
 
