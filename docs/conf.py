@@ -110,12 +110,17 @@ def _rewrite_outside_links(app, docname, source):
 
 
 # The scikit-learn docstrings of the inherited set_{fit,predict,score}_request
-# methods cross-reference scikit-learn's own documentation; point those
+# and set_output methods cross-reference scikit-learn's own documentation; point those
 # references at it (plain links: intersphinx would need the network).
 SKLEARN_DOCS = "https://scikit-learn.org/stable/"
 SKLEARN_TARGETS = {
     ("term", "meta-estimator"): "glossary.html#term-meta-estimator",
     ("ref", "metadata_routing"): "metadata_routing.html",
+    # the inherited set_output of transformers (MixedEffectsEncoder)
+    ("ref", "df_output_transform"): "auto_examples/miscellaneous/plot_set_output.html",
+    ("ref", "sphx_glr_auto_examples_miscellaneous_plot_set_output.py"): (
+        "auto_examples/miscellaneous/plot_set_output.html"
+    ),
 }
 
 

@@ -131,10 +131,10 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
     random_model_ : MixedLinearRegressor or None
         The mixed model of ``y - f(X)``; None when fitted without groups
         (then the prediction is ``f`` alone).
-    objective_ : ndarray of shape (n_iter_,)
+    objective_ : ndarray of shape (`n_iter_`,)
         The mixed model's ``-2`` log-likelihood (or REML criterion) per
         iteration: the history of the objective.
-    validation_score_ : ndarray of shape (n_iter_,)
+    validation_score_ : ndarray of shape (`n_iter_`,)
         R^2 on the held-out rows per iteration (empty without early stopping).
     n_iter_ : int
     converged_ : bool
