@@ -43,7 +43,7 @@ from sklearn.utils.validation import (
 )
 
 from ._dask import refuse_dask
-from ._groups import default_factor_names, split_group_columns
+from ._groups import split_group_columns, validate_groups
 from ._mixed import MixedLinearRegressor
 
 __all__ = ["MixedEffectsRegressor"]
@@ -241,7 +241,7 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
         self._estimator_seed = rng.randint(np.iinfo(np.int32).max)
         self.objective_, self.validation_score_ = np.zeros(0), np.zeros(0)
         if groups is None:
-            self.estimator_ = self._fit_f(X, y, sample_weight, rng)
+            self.estimator_ = self._fit_f(X, y, sample_weight)
             self.random_model_ = None
             self.n_iter_, self.converged_, self.best_iteration_ = 1, True, 1
             return self
@@ -252,10 +252,10 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
                 train, test_size=self.validation_fraction, random_state=rng
             )
         rows = _Rows(X, y, groups, sample_weight, self._feature_names())
-        self._backfit(rows, train, valid, rng)
+        self._backfit(rows, train, valid)
         return self
 
-    def _backfit(self, rows, train, valid, rng):
+    def _backfit(self, rows, train, valid):
         """The EM iterations on the ``train`` rows; ``valid`` scores them."""
         data = rows.take(train)
         zb = np.zeros(len(train))  # Z b of the training rows (the modes, no intercept)
@@ -263,7 +263,7 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
         self.converged_ = False
         for iteration in range(1, self.max_iter + 1):
             start = time.perf_counter()
-            f, offset = self._fit_f_with_offset(data, data.y - zb, rng)
+            f, offset = self._fit_f_with_offset(data, data.y - zb)
             mixed = self._fit_mixed(data, data.y - offset)
             fitted = mixed.predict(data.slopes(self._slope_names), groups=data.groups)
             zb = fitted - mixed.intercept_
@@ -287,17 +287,17 @@ class MixedEffectsRegressor(RegressorMixin, BaseEstimator):
         if best[1] is not None:
             self.estimator_, self.random_model_, self.best_iteration_ = best[1]
 
-    def _fit_f(self, X, target, sample_weight, rng):
+    def _fit_f(self, X, target, sample_weight):
         estimator = self._new_estimator()
         options = {}
         if sample_weight is not None and has_fit_parameter(estimator, "sample_weight"):
             options["sample_weight"] = sample_weight
         return estimator.fit(X, target, **options)
 
-    def _fit_f_with_offset(self, data, target, rng):
+    def _fit_f_with_offset(self, data, target):
         """``f`` fitted to ``target`` on all the rows, and its in-sample or
         out-of-fold prediction (the mixed model's offset)."""
-        f = self._fit_f(data.X, target, data.weights, rng)
+        f = self._fit_f(data.X, target, data.weights)
         if self.cv is None:
             return f, f.predict(data.X)
         # the splitter as given (an integer: KFold, unshuffled); group splitters
@@ -574,23 +574,10 @@ def _slopes_of(X, names, feature_names):
 
 
 def _as_frame(groups, n):
-    """Groups as a DataFrame with a fresh index (rows align with X by position)."""
-    if isinstance(groups, pd.DataFrame):
-        frame = groups.reset_index(drop=True)
-    elif isinstance(groups, pd.Series):
-        frame = groups.reset_index(drop=True).to_frame("group" if groups.name is None
-                                                       else str(groups.name))  # fmt: skip
-    else:
-        array = np.asarray(groups)
-        if array.ndim == 1:
-            frame = pd.DataFrame({"group": array})
-        elif array.ndim == 2:
-            frame = pd.DataFrame(array, columns=default_factor_names(array.shape[1]))
-        else:
-            raise ValueError(f"groups must be 1-D or 2-D, got shape {array.shape}")
-    if len(frame) != n:
-        raise ValueError(f"groups has {len(frame)} rows, X has {n}")
-    return frame
+    """Groups as a DataFrame with a fresh index (rows align with X by position),
+    checked and named as every estimator of the package reads them."""
+    names, labels = validate_groups(groups, n)
+    return pd.DataFrame(dict(zip(names, labels, strict=True)))
 
 
 def _n_rows(X):
