@@ -141,6 +141,15 @@ class Data:
         return self.parts[part]
 
 
+def _group_layout(n_groups, per_group, seen_per_group, n_new):
+    """The group of each row: training rows, then new rows of the same groups,
+    then ``n_new`` unseen groups of ``per_group`` rows; and the three parts."""
+    train_g = np.repeat(np.arange(n_groups), per_group)
+    seen_g = np.repeat(np.arange(n_groups), seen_per_group)
+    new_g = np.repeat(np.arange(n_groups, n_groups + n_new), per_group)
+    return np.concatenate([train_g, seen_g, new_g]), train_g, seen_g, new_g
+
+
 def simulate_gpboost(rng, size, noise_features):
     """500 groups x 10 rows, random intercepts, m scaled to variance 1."""
     n_groups, per_group, seen_per_group, n_new = 500 // size, 10, 2, 100 // size
@@ -150,10 +159,7 @@ def simulate_gpboost(rng, size, noise_features):
         return r.uniform(-1, 1, (n, p))
 
     scale = _scale(draw, 1.0)
-    train_g = np.repeat(np.arange(n_groups), per_group)
-    seen_g = np.repeat(np.arange(n_groups), seen_per_group)
-    new_g = np.repeat(np.arange(n_groups, n_groups + n_new), per_group)
-    g = np.concatenate([train_g, seen_g, new_g])
+    g, train_g, seen_g, new_g = _group_layout(n_groups, per_group, seen_per_group, n_new)
     x = draw(rng, len(g))
     b = rng.normal(0, 1.0, n_groups + n_new)
     y = scale * fixed_part(x) + b[g] + rng.normal(0, 1.0, len(g))
@@ -177,10 +183,7 @@ def simulate_merf(rng, size):
         return r.normal(0, 1, (n, 3))
 
     scale = _scale(draw, 4.5)
-    train_g = np.repeat(np.arange(n_clusters), per_cluster)
-    seen_g = np.repeat(np.arange(n_clusters), seen_per_cluster)
-    new_g = np.repeat(np.arange(n_clusters, n_clusters + n_new), per_cluster)
-    g = np.concatenate([train_g, seen_g, new_g])
+    g, train_g, seen_g, new_g = _group_layout(n_clusters, per_cluster, seen_per_cluster, n_new)
     x = draw(rng, len(g))
     b0 = rng.normal(0, 1.5, n_clusters + n_new)
     b1 = rng.normal(0, 1.5, n_clusters + n_new)
