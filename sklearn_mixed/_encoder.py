@@ -34,6 +34,19 @@ def _has_inf(column):
     return False
 
 
+def _column_encoding(counts, model, name):
+    """Column ``name``'s :class:`_Encoding` from a fitted model (None: the
+    column is not in it, encoded 0) and its levels' training ``counts``."""
+    if model is None:
+        empty = np.zeros(0)
+        return _Encoding(pd.Index([]), empty, empty, empty, 0.0)
+    modes = model.random_effects_[name].iloc[:, 0]
+    sd = np.sqrt(model.random_effects_conditional_cov_[name][:, 0, 0])
+    count = counts.reindex(modes.index).to_numpy(dtype=float)
+    prior_sd = float(np.sqrt(model.random_effects_cov_[name][0, 0]))
+    return _Encoding(modes.index, modes.to_numpy(), sd, count, prior_sd)
+
+
 @dataclass(frozen=True)
 class _Encoding:
     """One column's encoding: per level its mode, conditional sd and count."""
@@ -362,6 +375,7 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         n = labels.shape[0]
         levels = labels.nunique()
         eligible = [c for c in labels.columns if 2 <= levels[c] < n]
+        counts = {c: labels[c].value_counts() for c in eligible}  # shared by every target
         models, encodings = [], []
         for k in range(targets.shape[1]):
             used = eligible if columns is None else [c for c in eligible if c in columns[k]]
@@ -373,7 +387,7 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
                     warnings.simplefilter("ignore", SingularFitWarning)
                     model.fit(np.empty((n, 0)), targets[:, k], groups=labels[used])
             models.append(model)
-            encodings.append([self._column_encoding(labels[c], model if c in used else None, c)
+            encodings.append([_column_encoding(counts.get(c), model if c in used else None, c)
                               for c in labels.columns])  # fmt: skip
         if keep_model:
             self._keep(models, eligible, targets)
@@ -405,18 +419,6 @@ class MixedEffectsEncoder(TransformerMixin, BaseEstimator):
         multiclass = self.target_type_ == "multiclass"
         self.model_ = models if multiclass else models[0]
         self.intercept_ = intercepts if multiclass else float(intercepts[0])
-
-    @staticmethod
-    def _column_encoding(labels, model, name):
-        counts = labels.value_counts()
-        if model is None:
-            empty = np.zeros(0)
-            return _Encoding(pd.Index([]), empty, empty, empty, 0.0)
-        modes = model.random_effects_[name].iloc[:, 0]
-        sd = np.sqrt(model.random_effects_conditional_cov_[name][:, 0, 0])
-        count = counts.reindex(modes.index).to_numpy(dtype=float)
-        prior_sd = float(np.sqrt(model.random_effects_cov_[name][0, 0]))
-        return _Encoding(modes.index, modes.to_numpy(), sd, count, prior_sd)
 
     def _n_outputs(self):
         n_targets = self.classes_.size if self.target_type_ == "multiclass" else 1
